@@ -1,0 +1,9 @@
+//! The `.ngbak` archive: its format, the streaming writer and the verifying reader.
+
+pub mod format;
+pub mod hashing;
+pub mod reader;
+pub mod writer;
+
+pub use format::{ArchiveDigest, ArchiveHeader, BackendManifest, EntryRecord, Manifest, Sidecar};
+pub use writer::{ArchiveWriter, EntryBody, PendingEntry};

@@ -1,0 +1,230 @@
+//! Reads a `.ngbak` stream and proves it matches its sidecar, entry by entry and as a whole.
+//!
+//! The raw bytes are pumped by their own task that always reads to the end and hashes
+//! everything, even when decoding stops early: a damaged archive is then reported by the
+//! whole-archive hash mismatch (its root cause), naming both hashes.
+
+use super::format::{check_entry_path, ArchiveHeader, EntryRecord, Sidecar, FORMAT_NAME, FORMAT_VERSION, HEADER_PATH, MANIFEST_PATH};
+use super::hashing::{HashingReader, Tally};
+use anyhow::{anyhow, bail, Context, Result};
+use async_compression::tokio::bufread::GzipDecoder;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::HashSet;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::io::StreamReader;
+
+/// Largest header or manifest accepted (they are small JSON documents).
+const MAX_JSON_ENTRY: u64 = 256 << 20;
+
+/// Receives each payload entry, in archive order, after its name, type and size were checked.
+#[async_trait]
+pub trait EntryVisitor: Send {
+    /// Reads what it needs of `body`; what it leaves is read and hashed by the caller.
+    async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()>;
+}
+
+/// A visitor that only reads (for `verify` and the verification pass of a restore).
+pub struct CheckOnly;
+
+#[async_trait]
+impl EntryVisitor for CheckOnly {
+    async fn visit(&mut self, _: &EntryRecord, _: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What a full read established.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadReport {
+    pub entries: usize,
+    pub archive_bytes: u64,
+    pub archive_sha256: String,
+}
+
+/// An error from the archive itself (as opposed to one from a visitor, e.g. a backend write).
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(
+        "archive {key} does not match its sidecar: SHA-256 {actual} ({actual_size} bytes) where the \
+         sidecar says {expected} ({expected_size} bytes). The archive is damaged or was replaced; \
+         nothing was restored. Restore an older backup, or re-run the backup.{detail}"
+    )]
+    DigestMismatch {
+        key: String,
+        expected: String,
+        actual: String,
+        expected_size: u64,
+        actual_size: u64,
+        detail: String,
+    },
+    #[error("archive {key} is invalid: {reason:#}. Nothing was restored; do not use this archive.")]
+    Invalid { key: String, reason: anyhow::Error },
+}
+
+/// Reads the archive stream `raw`, checks it against `sidecar`, and gives each payload entry to
+/// `visitor`. Errors from the visitor are returned as they are; archive faults as [`ArchiveError`].
+pub async fn read_archive(
+    raw: Box<dyn AsyncRead + Send + Unpin>,
+    sidecar: &Sidecar,
+    visitor: &mut dyn EntryVisitor,
+) -> Result<ReadReport> {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let pump = tokio::spawn(pump_and_hash(raw, tx));
+    let decoded = StreamReader::new(ReceiverStream::new(rx).map(Ok::<_, std::io::Error>));
+    let walked = walk_entries(decoded, sidecar, visitor).await;
+    let key = sidecar.archive.key.clone();
+    let (sha256, size) = match walked {
+        Err(Walk::Visitor(e)) => {
+            pump.abort();
+            return Err(e);
+        }
+        _ => pump
+            .await
+            .context("archive reader task failed")?
+            .with_context(|| format!("reading archive {key}"))?
+            .finish(),
+    };
+    if sha256 != sidecar.archive.sha256 || size != sidecar.archive.size {
+        let detail = match &walked {
+            Err(Walk::Archive(e)) => format!(" (while decoding: {e:#})"),
+            _ => String::new(),
+        };
+        return Err(ArchiveError::DigestMismatch {
+            key,
+            expected: sidecar.archive.sha256.clone(),
+            actual: sha256,
+            expected_size: sidecar.archive.size,
+            actual_size: size,
+            detail,
+        }
+        .into());
+    }
+    match walked {
+        Ok(entries) => Ok(ReadReport { entries, archive_bytes: size, archive_sha256: sha256 }),
+        Err(Walk::Archive(reason)) => Err(ArchiveError::Invalid { key, reason }.into()),
+        Err(Walk::Visitor(e)) => Err(e),
+    }
+}
+
+/// Reads `raw` to its end, hashing all of it, and forwards the bytes while anyone listens.
+async fn pump_and_hash(mut raw: Box<dyn AsyncRead + Send + Unpin>, tx: mpsc::Sender<Bytes>) -> std::io::Result<Tally> {
+    let mut tally = Tally::default();
+    let mut listening = true;
+    loop {
+        let mut buf = bytes::BytesMut::with_capacity(256 << 10);
+        if raw.read_buf(&mut buf).await? == 0 {
+            return Ok(tally);
+        }
+        tally.update(&buf);
+        if listening && tx.send(buf.freeze()).await.is_err() {
+            listening = false;
+        }
+    }
+}
+
+enum Walk {
+    Archive(anyhow::Error),
+    Visitor(anyhow::Error),
+}
+
+/// Walks the tar entries of the decompressed stream; returns the number of payload entries.
+async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
+    compressed: R,
+    sidecar: &Sidecar,
+    visitor: &mut dyn EntryVisitor,
+) -> std::result::Result<usize, Walk> {
+    let manifest = &sidecar.manifest;
+    let fault = |e: anyhow::Error| Walk::Archive(e);
+    let mut archive = tokio_tar::Archive::new(GzipDecoder::new(compressed));
+    let mut entries = archive.entries().map_err(|e| fault(e.into()))?;
+    let mut seen = HashSet::new();
+    let mut position = 0usize;
+    let mut manifest_seen = false;
+    while let Some(entry) = entries.next().await {
+        let mut entry = entry.map_err(|e| fault(anyhow!(e).context("undecodable archive data")))?;
+        let path = String::from_utf8(entry.path_bytes().map_err(|e| fault(e.into()))?.into_owned())
+            .map_err(|_| fault(anyhow!("entry name is not UTF-8")))?;
+        if entry.header().entry_type() != tokio_tar::EntryType::Regular {
+            return Err(fault(anyhow!("entry {path:?} is a {:?}, not a regular file", entry.header().entry_type())));
+        }
+        check_entry_path(&path).map_err(fault)?;
+        if manifest_seen {
+            return Err(fault(anyhow!("entry {path:?} follows the closing manifest")));
+        }
+        let size = entry.effective_size();
+        position += 1;
+        if position == 1 || path == HEADER_PATH {
+            if position != 1 || path != HEADER_PATH {
+                return Err(fault(anyhow!("the first entry must be {HEADER_PATH}, found {path:?}")));
+            }
+            let header: ArchiveHeader = read_json(&mut entry, size).await.map_err(fault)?;
+            check_header(&header, sidecar).map_err(fault)?;
+            continue;
+        }
+        if path == MANIFEST_PATH {
+            let inner: crate::archive::Manifest = read_json(&mut entry, size).await.map_err(fault)?;
+            if &inner != manifest {
+                return Err(fault(anyhow!("the manifest inside the archive differs from the sidecar")));
+            }
+            manifest_seen = true;
+            continue;
+        }
+        let record = manifest
+            .entry(&path)
+            .ok_or_else(|| fault(anyhow!("entry {path:?} is not listed in the manifest")))?;
+        if !seen.insert(path.clone()) {
+            return Err(fault(anyhow!("entry {path:?} appears twice")));
+        }
+        if size != record.size {
+            return Err(fault(anyhow!("entry {path:?} has {size} bytes, the manifest says {}", record.size)));
+        }
+        let mut hashing = HashingReader::new(&mut entry);
+        visitor.visit(record, &mut hashing).await.map_err(Walk::Visitor)?;
+        tokio::io::copy(&mut hashing, &mut tokio::io::sink())
+            .await
+            .map_err(|e| fault(anyhow!(e).context(format!("reading entry {path:?}"))))?;
+        let (sha256, read) = hashing.into_tally().finish();
+        if sha256 != record.sha256 || read != record.size {
+            return Err(fault(anyhow!(
+                "entry {path:?} has SHA-256 {sha256} ({read} bytes), the manifest says {} ({} bytes)",
+                record.sha256,
+                record.size
+            )));
+        }
+    }
+    if !manifest_seen {
+        return Err(fault(anyhow!("the archive ends before its manifest (truncated)")));
+    }
+    let missing: Vec<_> = manifest.entries.iter().filter(|e| !seen.contains(&e.path)).map(|e| e.path.as_str()).collect();
+    if !missing.is_empty() {
+        return Err(fault(anyhow!("entries listed in the manifest are missing: {}", missing.join(", "))));
+    }
+    Ok(seen.len())
+}
+
+fn check_header(header: &ArchiveHeader, sidecar: &Sidecar) -> Result<()> {
+    if header.format != FORMAT_NAME || header.format_version != FORMAT_VERSION {
+        bail!(
+            "format {} v{} is not supported by this ngbak (it reads {FORMAT_NAME} v{FORMAT_VERSION}); use a newer ngbak",
+            header.format,
+            header.format_version
+        );
+    }
+    if header.backup_id != sidecar.manifest.backup_id {
+        bail!("archive header names backup {}, the sidecar {}", header.backup_id, sidecar.manifest.backup_id);
+    }
+    Ok(())
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(body: &mut (impl AsyncRead + Unpin), size: u64) -> Result<T> {
+    if size > MAX_JSON_ENTRY {
+        bail!("a {size}-byte metadata entry is larger than allowed");
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    body.read_to_end(&mut buf).await?;
+    Ok(serde_json::from_slice(&buf)?)
+}

@@ -1,0 +1,173 @@
+//! The `ngbak` command line: thin glue over the library.
+
+use crate::config::{BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
+use crate::id::BackupId;
+use crate::pipeline::{backup, catalog, restore};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "ngbak", version, about = "Back up and restore a GraphRAG deployment as one streaming .ngbak archive", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Back up every configured backend into one archive.
+    Backup {
+        /// Backup id (default snapshot_<UTC time>); [A-Za-z0-9_-] only.
+        #[arg(long)]
+        id: Option<BackupId>,
+        /// Only these configured backends (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        #[command(flatten)]
+        backends: BackendArgs,
+        #[command(flatten)]
+        tuning: TuningArgs,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a backup, then restore it into the configured backends.
+    Restore {
+        id: BackupId,
+        #[command(flatten)]
+        backends: BackendArgs,
+        #[command(flatten)]
+        restore: RestoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the backups in the store, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a backup's manifest.
+    Inspect {
+        id: BackupId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a whole backup and check it against its sidecar, entry by entry.
+    Verify {
+        id: BackupId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a backup (archive and sidecar together).
+    Delete { id: BackupId },
+    /// Print a time-limited download URL for a backup's archive.
+    Presign {
+        id: BackupId,
+        /// Seconds the URL stays valid (max 604800).
+        #[arg(long, default_value_t = 3600)]
+        expires: u64,
+    },
+}
+
+/// Runs the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> Result<()> {
+    let store = cli.store.open().await?;
+    match cli.command {
+        Command::Backup { id, only, backends, tuning, json } => {
+            let mut options = tuning.backup_options(&backends, &store.url());
+            options.id = id;
+            options.progress = !json;
+            let summary = backup::run_backup(store, backends.exporters(&only)?, options).await?;
+            emit(json, &summary, || {
+                let mut s = format!(
+                    "backup {} stored: {} ({} bytes, sha256 {})\n",
+                    summary.backup_id,
+                    summary.archive_key,
+                    summary.size,
+                    summary.sha256
+                );
+                for (name, b) in &summary.backends {
+                    s += &format!("  {name}: {}\n", stats_line(&b.stats));
+                }
+                s
+            })
+        }
+        Command::Restore { id, backends, restore: args, json } => {
+            let report = restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options()).await?;
+            emit(json, &report, || {
+                let verb = if report.dry_run { "would restore" } else { "restored" };
+                let mut s = format!("backup {} verified (sha256 {}); {verb}:\n", report.backup_id, report.archive_sha256);
+                for (name, b) in &report.backends {
+                    let counts = if report.dry_run { &b.expected } else { &b.restored };
+                    s += &format!("  {name} → {}: {}\n", b.target, stats_line(counts));
+                }
+                for (name, why) in &report.skipped {
+                    s += &format!("  {name}: skipped ({why})\n");
+                }
+                s
+            })
+        }
+        Command::List { json } => {
+            let backups = catalog::list_backups(store.as_ref()).await?;
+            emit(json, &backups, || {
+                let mut s = format!("{:<40} {:<21} {:>12}  {:<9} counts\n", "ID", "CREATED (UTC)", "BYTES", "STATUS");
+                for b in &backups {
+                    s += &format!(
+                        "{:<40} {:<21} {:>12}  {:<9} {}\n",
+                        b.backup_id.as_str(),
+                        b.created_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
+                        b.size.map(|n| n.to_string()).unwrap_or_default(),
+                        b.status,
+                        stats_line(&b.stats)
+                    );
+                }
+                s
+            })
+        }
+        Command::Inspect { id, json } => {
+            let sidecar = catalog::inspect(store.as_ref(), &id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&sidecar)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&sidecar)?);
+            }
+            Ok(())
+        }
+        Command::Verify { id, json } => {
+            let (_, report) = restore::verify(store.as_ref(), &id).await?;
+            emit(json, &report, || {
+                format!(
+                    "backup {} is intact: {} entries, {} bytes, sha256 {}\n",
+                    report.backup_id, report.entries, report.archive_bytes, report.archive_sha256
+                )
+            })
+        }
+        Command::Delete { id } => {
+            catalog::delete_backup(store.as_ref(), &id).await?;
+            println!("deleted backup {id}");
+            Ok(())
+        }
+        Command::Presign { id, expires } => {
+            println!("{}", store.presign_get(&id.archive_key(), Duration::from_secs(expires)).await?);
+            Ok(())
+        }
+    }
+}
+
+fn stats_line(stats: &std::collections::BTreeMap<String, u64>) -> String {
+    stats.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Prints JSON (one document) or the human text.
+fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        print!("{}", human());
+    }
+    Ok(())
+}

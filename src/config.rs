@@ -1,0 +1,147 @@
+//! Configuration shared by the CLI and the Lambda functions: every flag has an environment
+//! variable, so a Lambda reads the same settings from its environment.
+
+use crate::pipeline::backup::BackupOptions;
+use crate::pipeline::restore::RestoreOptions;
+use crate::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
+use crate::sources::redis::{RedisExporter, RedisRestorer};
+use crate::sources::{redact_url, Exporter, RestoreMode, Restorer};
+use crate::store::{self, ObjectStore, S3Options};
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Treats an empty variable (as templates write for "not configured") like an absent one.
+fn set(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct StoreArgs {
+    /// Where backups live: s3://bucket/prefix, file:///dir, or a directory path.
+    #[arg(long, env = "NGBAK_STORE", global = true)]
+    pub store: Option<String>,
+    /// SSE-KMS key id or ARN for archives written to S3 (default: the bucket's encryption).
+    #[arg(long, env = "NGBAK_KMS_KEY_ID", global = true)]
+    pub kms_key_id: Option<String>,
+}
+
+impl StoreArgs {
+    pub async fn open(&self) -> Result<Arc<dyn ObjectStore>> {
+        let Some(url) = set(&self.store) else {
+            bail!("no store given: pass --store s3://bucket/prefix or a directory (or set NGBAK_STORE)");
+        };
+        store::open(url, &S3Options { kms_key_id: set(&self.kms_key_id).map(str::to_string), endpoint: None }).await
+    }
+}
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct BackendArgs {
+    /// Redis to back up / restore into, e.g. redis://:password@host:6379/0.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Key patterns to include (repeatable, or comma-separated in the variable).
+    #[arg(long = "redis-pattern", env = "NGBAK_REDIS_PATTERNS", value_delimiter = ',', default_value = "nano_graphrag:*")]
+    pub redis_patterns: Vec<String>,
+    /// nano-graphrag working directory (kv_store_*.json, *.graphml, vdb_*.json).
+    #[arg(long, env = "NGBAK_KV_DIR")]
+    pub kv_dir: Option<PathBuf>,
+}
+
+impl BackendArgs {
+    fn patterns(&self) -> Vec<String> {
+        let p: Vec<String> = self.redis_patterns.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+        if p.is_empty() {
+            vec!["nano_graphrag:*".into()]
+        } else {
+            p
+        }
+    }
+
+    fn kv_dir(&self) -> Option<&PathBuf> {
+        self.kv_dir.as_ref().filter(|d| !d.as_os_str().is_empty())
+    }
+
+    /// An exporter for every configured backend, optionally limited to `only`.
+    pub fn exporters(&self, only: &[String]) -> Result<Vec<Box<dyn Exporter>>> {
+        let mut out: Vec<Box<dyn Exporter>> = Vec::new();
+        if let Some(url) = set(&self.redis_url) {
+            out.push(Box::new(RedisExporter::new(url, &self.patterns())));
+        }
+        if let Some(dir) = self.kv_dir() {
+            out.push(Box::new(WorkdirExporter::new(dir)));
+        }
+        if !only.is_empty() {
+            for name in only {
+                if !out.iter().any(|e| e.name() == name) {
+                    bail!("backend {name:?} was asked for but is not configured");
+                }
+            }
+            out.retain(|e| only.iter().any(|n| n == e.name()));
+        }
+        Ok(out)
+    }
+
+    /// A restorer for every configured backend.
+    pub fn restorers(&self, modes: &RestoreArgs) -> Vec<Box<dyn Restorer>> {
+        let mut out: Vec<Box<dyn Restorer>> = Vec::new();
+        if let Some(url) = set(&self.redis_url) {
+            out.push(Box::new(RedisRestorer::new(url, &self.patterns(), modes.kv_mode)));
+        }
+        if let Some(dir) = self.kv_dir() {
+            out.push(Box::new(WorkdirRestorer::new(dir, modes.kv_mode)));
+        }
+        out
+    }
+
+    /// The settings as recorded in the manifest: no passwords.
+    pub fn redacted(&self) -> serde_json::Value {
+        serde_json::json!({
+            "redis_url": set(&self.redis_url).map(redact_url),
+            "redis_patterns": self.patterns(),
+            "kv_dir": self.kv_dir(),
+        })
+    }
+}
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct TuningArgs {
+    /// gzip level: 1 is fastest (default), 9 smallest.
+    #[arg(long, env = "NGBAK_COMPRESSION_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub compression_level: u32,
+    /// Size of one NDJSON part in MiB (memory per backend in flight).
+    #[arg(long, env = "NGBAK_PART_MIB", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub part_mib: u32,
+}
+
+impl TuningArgs {
+    pub fn backup_options(&self, backends: &BackendArgs, store_url: &str) -> BackupOptions {
+        BackupOptions {
+            id: None,
+            compression_level: self.compression_level,
+            part_bytes: (self.part_mib as usize) << 20,
+            config: serde_json::json!({ "store": store_url, "backends": backends.redacted() }),
+            progress: false,
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct RestoreArgs {
+    /// Key-value restore mode: merge (upsert) or replace (also delete what the archive lacks).
+    #[arg(long, env = "NGBAK_KV_MODE", value_enum, default_value_t = RestoreMode::Merge)]
+    pub kv_mode: RestoreMode,
+    /// Restore only these backends (comma-separated: redis, jsonkv, neo4j, qdrant).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Verify the archive and report what would be written, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl RestoreArgs {
+    pub fn options(&self) -> RestoreOptions {
+        RestoreOptions { only: self.only.iter().cloned().collect(), dry_run: self.dry_run }
+    }
+}

@@ -1,0 +1,218 @@
+//! Backup: exporters run concurrently and hand finished entries to one archive writer over a
+//! bounded channel; the compressed stream goes straight into an upload. Nothing is staged on
+//! disk, and any failure aborts the upload so no archive appears under the final key.
+
+use super::TOOL_VERSION;
+use crate::archive::format::{ArchiveHeader, FORMAT_NAME, FORMAT_VERSION, HEADER_PATH, MANIFEST_PATH};
+use crate::archive::{ArchiveDigest, ArchiveWriter, BackendManifest, EntryBody, Manifest, PendingEntry, Sidecar};
+use crate::id::BackupId;
+use crate::progress::Progress;
+use crate::sources::{EntrySender, Exporter};
+use crate::store::{lock, ObjectStore};
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use chrono::Utc;
+use futures::future::try_join_all;
+use futures::SinkExt;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::BufWriter;
+use tokio::sync::mpsc;
+use tokio_util::io::{CopyToBytes, SinkWriter};
+use tokio_util::sync::PollSender;
+
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    /// The id to use; default `snapshot_<UTC time>`.
+    pub id: Option<BackupId>,
+    /// gzip level 1 (fastest) to 9 (smallest).
+    pub compression_level: u32,
+    /// Target size of one NDJSON part.
+    pub part_bytes: usize,
+    /// The configuration in use, secrets redacted; recorded in the manifest and under `config/`.
+    pub config: serde_json::Value,
+    pub progress: bool,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions { id: None, compression_level: 1, part_bytes: 8 << 20, config: serde_json::Value::Null, progress: false }
+    }
+}
+
+/// What a finished backup reports (also the Lambda function's result).
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupSummary {
+    pub backup_id: BackupId,
+    pub store: String,
+    pub archive_key: String,
+    pub sidecar_key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub entries: usize,
+    pub backends: BTreeMap<String, BackendManifest>,
+    pub seconds: f64,
+}
+
+/// A backup under this id exists already (e.g. a second delivery of the same scheduled event).
+#[derive(Debug, thiserror::Error)]
+#[error("backup {0} already exists in the store; choose another id, or delete it first")]
+pub struct AlreadyExists(pub BackupId);
+
+/// Lock lifetime: longer than any Lambda run (15 min); container tasks renew nothing, so a
+/// backup that outlives it may race a second one with the same id.
+const LOCK_TTL: Duration = Duration::from_secs(6 * 3600);
+
+pub async fn run_backup(
+    store: Arc<dyn ObjectStore>,
+    exporters: Vec<Box<dyn Exporter>>,
+    options: BackupOptions,
+) -> Result<BackupSummary> {
+    if exporters.is_empty() {
+        bail!("no backend configured: pass --redis-url, --kv-dir, --neo4j-uri or --qdrant-url (or their environment variables)");
+    }
+    let started = Instant::now();
+    let created_at = Utc::now();
+    let id = options.id.clone().unwrap_or_else(|| BackupId::for_time(created_at));
+    if store.head(&id.sidecar_key()).await?.is_some() || store.head(&id.archive_key()).await?.is_some() {
+        return Err(AlreadyExists(id).into());
+    }
+    let holder = format!("backup on {}", hostname());
+    let lock = match lock::acquire(store.clone(), &id.lock_key("backup"), &holder, LOCK_TTL).await? {
+        Ok(lock) => lock,
+        Err(held) => bail!("another backup with id {id} is running ({}); not starting a second one", held.holder),
+    };
+    let result = backup_locked(store.clone(), exporters, &options, &id, created_at).await;
+    lock.release().await.ok();
+    let (manifest, digest) = result?;
+    tracing::info!(backup_id = %id, size = digest.size, sha256 = %digest.sha256, "backup complete");
+    Ok(BackupSummary {
+        store: store.url(),
+        archive_key: id.archive_key(),
+        sidecar_key: id.sidecar_key(),
+        backup_id: id,
+        size: digest.size,
+        sha256: digest.sha256,
+        entries: manifest.entries.len(),
+        backends: manifest.backends,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn backup_locked(
+    store: Arc<dyn ObjectStore>,
+    exporters: Vec<Box<dyn Exporter>>,
+    options: &BackupOptions,
+    id: &BackupId,
+    created_at: chrono::DateTime<Utc>,
+) -> Result<(Manifest, ArchiveDigest)> {
+    let mut upload = store.start_upload(&id.archive_key()).await?;
+    let (chunks_tx, mut chunks_rx) = mpsc::channel::<Bytes>(2);
+    let progress = Progress::new("backup", options.progress);
+    let produce = produce_archive(exporters, options, id, created_at, chunks_tx, &progress);
+    let pump = async {
+        while let Some(chunk) = chunks_rx.recv().await {
+            progress.add(chunk.len() as u64);
+            upload.write(chunk).await?;
+        }
+        anyhow::Ok(())
+    };
+    let (produced, pumped) = tokio::join!(produce, pump);
+    progress.finish();
+    let (manifest, sha256, size) = match (produced, pumped) {
+        (Ok(done), Ok(())) => done,
+        (produced, pumped) => {
+            // The upload's own error explains a writer that could no longer send, so it comes first.
+            let error = pumped.err().or(produced.err()).unwrap_or_else(|| anyhow!("backup failed"));
+            if let Err(abort) = upload.abort().await {
+                tracing::error!("could not abort the upload of {}: {abort:#}", id.archive_key());
+            }
+            return Err(error.context(format!("backup {id} failed; no archive was stored")));
+        }
+    };
+    let stored = upload.complete().await.with_context(|| format!("completing the upload of {}", id.archive_key()))?;
+    if stored != size {
+        store.delete(&id.archive_key()).await.ok();
+        bail!("the store took {stored} bytes of a {size}-byte archive; the archive was removed");
+    }
+    let digest = ArchiveDigest { key: id.archive_key(), size, sha256 };
+    let sidecar = Sidecar { manifest: manifest.clone(), archive: digest.clone() };
+    if let Err(e) = store.put(&id.sidecar_key(), Bytes::from(serde_json::to_vec_pretty(&sidecar)?)).await {
+        store.delete(&id.archive_key()).await.ok();
+        return Err(e.context("writing the sidecar failed; the archive was removed so no unverifiable backup is left"));
+    }
+    Ok((manifest, digest))
+}
+
+/// Runs the exporters and writes the archive into `chunks`; returns the manifest and the
+/// size and SHA-256 of the compressed stream.
+async fn produce_archive(
+    exporters: Vec<Box<dyn Exporter>>,
+    options: &BackupOptions,
+    id: &BackupId,
+    created_at: chrono::DateTime<Utc>,
+    chunks: mpsc::Sender<Bytes>,
+    progress: &Progress,
+) -> Result<(Manifest, String, u64)> {
+    let sink = PollSender::new(chunks).sink_map_err(|_| std::io::Error::other("the upload stopped"));
+    let out = BufWriter::with_capacity(1 << 20, SinkWriter::new(CopyToBytes::new(sink)));
+    let mut archive = ArchiveWriter::new(out, options.compression_level, created_at.timestamp().max(0) as u64);
+    let header = ArchiveHeader {
+        format: FORMAT_NAME.into(),
+        format_version: FORMAT_VERSION,
+        backup_id: id.clone(),
+        created_at,
+        tool_version: TOOL_VERSION.into(),
+        backends: exporters.iter().map(|e| e.name().to_string()).collect(),
+    };
+    archive.append_json(HEADER_PATH, &header).await?;
+    let config = serde_json::to_vec_pretty(&options.config)?;
+    archive
+        .append(PendingEntry { path: "config/ngbak.json".into(), backend: "config".into(), records: 0, body: EntryBody::Bytes(config.into()) })
+        .await?;
+
+    let (entries_tx, mut entries_rx) = mpsc::channel::<PendingEntry>(2);
+    let exports = try_join_all(exporters.into_iter().map(|mut exporter| {
+        let out = EntrySender::new(entries_tx.clone(), exporter.name(), options.part_bytes);
+        async move {
+            let name = exporter.name();
+            tracing::info!(backend = name, "export started");
+            let mut manifest = exporter.export(&out).await.with_context(|| format!("{name} export failed"))?;
+            manifest.kind = exporter.kind().into();
+            tracing::info!(backend = name, stats = ?manifest.stats, "export finished");
+            anyhow::Ok((name.to_string(), manifest))
+        }
+    }));
+    drop(entries_tx);
+    let write = async {
+        while let Some(entry) = entries_rx.recv().await {
+            let record = archive.append(entry).await?;
+            tracing::debug!(path = %record.path, size = record.size, "entry written");
+            progress.set_message(&record.path);
+        }
+        anyhow::Ok(())
+    };
+    let (backends, ()) = tokio::try_join!(exports, write)?;
+    let manifest = Manifest {
+        format: FORMAT_NAME.into(),
+        format_version: FORMAT_VERSION,
+        backup_id: id.clone(),
+        created_at,
+        completed_at: Utc::now(),
+        tool_version: TOOL_VERSION.into(),
+        backends: backends.into_iter().collect(),
+        entries: archive.entries().to_vec(),
+        config: options.config.clone(),
+    };
+    let (mut out, sha256, size) = archive.finish(MANIFEST_PATH, &manifest).await?;
+    tokio::io::AsyncWriteExt::shutdown(&mut out).await?;
+    Ok((manifest, sha256, size))
+}
+
+fn hostname() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown host".into())
+}

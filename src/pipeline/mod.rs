@@ -1,0 +1,8 @@
+//! The jobs, wiring sources, the archive and a store together.
+
+pub mod backup;
+pub mod catalog;
+pub mod restore;
+
+/// Version stamped into archives.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");

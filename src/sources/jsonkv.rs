@@ -1,0 +1,351 @@
+//! nano-graphrag's working directory: its default JSON key-value store (`kv_store_<ns>.json`),
+//! and beside it the GraphML graph and the nano-vectordb files it writes by default.
+//!
+//! Files go into the archive byte for byte, streamed with their known size (never loaded whole);
+//! they are parsed once on the side only to count documents. Restore writes each file to a
+//! temporary name, checks its SHA-256, fsyncs and renames it into place.
+
+use super::{namespace_stat, EntrySender, Exporter, RestoreMode, Restorer};
+use crate::archive::hashing::Tally;
+use crate::archive::{BackendManifest, EntryBody, EntryRecord};
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+pub const NAME: &str = "jsonkv";
+
+/// The files of a nano-graphrag working directory that ngbak knows.
+#[derive(Clone, Debug, PartialEq)]
+enum FileKind {
+    /// `kv_store_<namespace>.json`: one JSON object `{id: document}`.
+    Kv(String),
+    /// `vdb_<namespace>.json`: nano-vectordb's vectors.
+    Vectors,
+    /// `*.graphml`: the NetworkX graph.
+    Graph,
+}
+
+impl FileKind {
+    fn of(file_name: &str) -> Option<Self> {
+        if let Some(ns) = file_name.strip_prefix("kv_store_").and_then(|r| r.strip_suffix(".json")) {
+            return (!ns.is_empty()).then(|| FileKind::Kv(ns.to_string()));
+        }
+        if file_name.starts_with("vdb_") && file_name.ends_with(".json") {
+            return Some(FileKind::Vectors);
+        }
+        file_name.ends_with(".graphml").then_some(FileKind::Graph)
+    }
+
+    fn folder(&self) -> &'static str {
+        match self {
+            FileKind::Kv(_) => "kv/json",
+            FileKind::Vectors => "vector/nano-vectordb",
+            FileKind::Graph => "graph/graphml",
+        }
+    }
+}
+
+/// A file name that is safe as an archive path component and as a file name on restore.
+fn plain_name(name: &str) -> bool {
+    !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// Counts what a file holds: documents for KV files, vectors, nodes and edges.
+fn count_file(path: &Path, kind: &FileKind) -> Result<BTreeMap<String, u64>> {
+    let mut stats = BTreeMap::new();
+    let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    match kind {
+        FileKind::Kv(ns) => {
+            let n = serde_json::Deserializer::from_reader(reader).deserialize_map(CountEntries)?;
+            stats.insert(namespace_stat(ns).unwrap_or("documents_other").to_string(), n);
+        }
+        FileKind::Vectors => {
+            let n = serde_json::Deserializer::from_reader(reader).deserialize_map(CountField("data"))?;
+            stats.insert("vectors".into(), n);
+        }
+        FileKind::Graph => {
+            let (nodes, edges) = count_graphml(reader)?;
+            stats.insert("entities".into(), nodes);
+            stats.insert("relationships".into(), edges);
+        }
+    }
+    Ok(stats)
+}
+
+/// Counts the entries of a JSON object without keeping any of them.
+struct CountEntries;
+
+impl<'de> Visitor<'de> for CountEntries {
+    type Value = u64;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<u64, A::Error> {
+        let mut n = 0;
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Counts the elements of the array under one field of a JSON object.
+struct CountField(&'static str);
+
+struct CountItems;
+
+impl<'de> serde::de::DeserializeSeed<'de> for CountItems {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<u64, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CountItems {
+    type Value = u64;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<u64, A::Error> {
+        let mut n = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+impl<'de> Visitor<'de> for CountField {
+    type Value = u64;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a JSON object with an array field {:?}", self.0)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<u64, A::Error> {
+        let mut n = 0;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.0 {
+                n = map.next_value_seed(CountItems)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Counts `<node` and `<edge` elements of a GraphML file, reading it in blocks.
+fn count_graphml(mut reader: impl std::io::Read) -> Result<(u64, u64)> {
+    let (mut nodes, mut edges) = (0, 0);
+    let mut carry: Vec<u8> = Vec::new();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut block)?;
+        if n == 0 {
+            return Ok((nodes, edges));
+        }
+        carry.extend_from_slice(&block[..n]);
+        let tag_at = |w: &[u8], tag: &[u8]| w.starts_with(tag) && matches!(w.get(tag.len()), Some(b' ' | b'>' | b'/' | b'\t' | b'\n' | b'\r'));
+        let scan_end = carry.len().saturating_sub(6);
+        for i in 0..scan_end {
+            if carry[i] == b'<' {
+                nodes += tag_at(&carry[i..], b"<node") as u64;
+                edges += tag_at(&carry[i..], b"<edge") as u64;
+            }
+        }
+        carry.drain(..scan_end);
+    }
+}
+
+pub struct WorkdirExporter {
+    dir: PathBuf,
+}
+
+impl WorkdirExporter {
+    pub fn new(dir: &Path) -> Self {
+        WorkdirExporter { dir: dir.to_path_buf() }
+    }
+}
+
+/// The known files of a working directory, sorted by name.
+fn known_files(dir: &Path) -> Result<(Vec<(String, FileKind)>, Vec<String>)> {
+    let mut known = Vec::new();
+    let mut other = Vec::new();
+    let listing = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the nano-graphrag working directory {}", dir.display()))?;
+    for entry in listing {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        match FileKind::of(&name) {
+            Some(kind) if entry.file_type()?.is_file() && plain_name(&name) => known.push((name, kind)),
+            _ => other.push(name),
+        }
+    }
+    known.sort_by(|a, b| a.0.cmp(&b.0));
+    other.sort();
+    Ok((known, other))
+}
+
+#[async_trait]
+impl Exporter for WorkdirExporter {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn kind(&self) -> &'static str {
+        "kv"
+    }
+
+    async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest> {
+        let dir = self.dir.clone();
+        let (files, skipped) = tokio::task::spawn_blocking(move || known_files(&dir)).await??;
+        let mut manifest = BackendManifest { kind: "kv".into(), ..Default::default() };
+        for (name, kind) in &files {
+            let path = self.dir.join(name);
+            let counted = {
+                let (p, k) = (path.clone(), kind.clone());
+                tokio::task::spawn_blocking(move || count_file(&p, &k)).await?
+            };
+            match counted {
+                Ok(stats) => {
+                    for (k, v) in stats {
+                        *manifest.stats.entry(k).or_default() += v;
+                    }
+                }
+                Err(e) => manifest.warnings.push(format!("{name} could not be parsed ({e}); it was archived as it is")),
+            }
+            let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
+            let size = file.metadata().await?.len();
+            let records = match kind {
+                FileKind::Kv(ns) => manifest.stats.get(namespace_stat(ns).unwrap_or("documents_other")).copied().unwrap_or(0),
+                _ => 0,
+            };
+            let entry_path = format!("{}/{name}", kind.folder());
+            out.send(entry_path, records, EntryBody::Stream { size, reader: Box::new(file) }).await?;
+        }
+        manifest.stats.insert("files".into(), files.len() as u64);
+        for w in &manifest.warnings {
+            tracing::warn!(backend = NAME, "{w}");
+        }
+        manifest.details = serde_json::json!({ "dir": self.dir, "files": files.iter().map(|f| &f.0).collect::<Vec<_>>(), "not_included": skipped });
+        Ok(manifest)
+    }
+}
+
+pub struct WorkdirRestorer {
+    dir: PathBuf,
+    mode: RestoreMode,
+    written: BTreeSet<String>,
+    stats: BTreeMap<String, u64>,
+}
+
+impl WorkdirRestorer {
+    pub fn new(dir: &Path, mode: RestoreMode) -> Self {
+        WorkdirRestorer { dir: dir.to_path_buf(), mode, written: BTreeSet::new(), stats: BTreeMap::new() }
+    }
+}
+
+#[async_trait]
+impl Restorer for WorkdirRestorer {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn target(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    async fn prepare(&mut self, _backend: &BackendManifest) -> Result<()> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .with_context(|| format!("creating the working directory {}", self.dir.display()))
+    }
+
+    async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
+        let name = entry.path.rsplit('/').next().unwrap_or_default().to_string();
+        let Some(kind) = FileKind::of(&name).filter(|k| plain_name(&name) && entry.path == format!("{}/{name}", k.folder())) else {
+            bail!("entry {} is not a nano-graphrag working-directory file", entry.path);
+        };
+        let target = self.dir.join(&name);
+        let temp = self.dir.join(format!(".{name}.ngbak-{}", uuid::Uuid::new_v4().simple()));
+        let written = write_checked(&temp, body, entry).await;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e.context(format!("restoring {}", target.display())));
+        }
+        let (p, k) = (temp.clone(), kind.clone());
+        if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || count_file(&p, &k)).await {
+            for (k, v) in stats {
+                *self.stats.entry(k).or_default() += v;
+            }
+        }
+        tokio::fs::rename(&temp, &target).await.with_context(|| format!("moving the restored file to {}", target.display()))?;
+        tokio::fs::File::open(&self.dir).await?.sync_all().await?;
+        self.written.insert(name);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {
+        if self.mode == RestoreMode::Replace {
+            let dir = self.dir.clone();
+            let (present, _) = tokio::task::spawn_blocking(move || known_files(&dir)).await??;
+            for (name, _) in present.into_iter().filter(|(n, _)| !self.written.contains(n)) {
+                tokio::fs::remove_file(self.dir.join(&name)).await?;
+                tracing::info!(file = %name, "replace mode: removed a file the archive does not hold");
+            }
+        }
+        let mut stats = std::mem::take(&mut self.stats);
+        stats.insert("files".into(), self.written.len() as u64);
+        Ok(stats)
+    }
+}
+
+/// Copies `body` into a new file at `path`, checks size and SHA-256 against `entry`, fsyncs.
+async fn write_checked(path: &Path, body: &mut (dyn AsyncRead + Send + Unpin), entry: &EntryRecord) -> Result<()> {
+    let mut file = tokio::fs::File::create(path).await?;
+    let mut tally = Tally::default();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = body.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        tally.update(&buf[..n]);
+        file.write_all(&buf[..n]).await?;
+    }
+    let (sha256, size) = tally.finish();
+    if sha256 != entry.sha256 || size != entry.size {
+        bail!("the bytes read do not match the manifest (SHA-256 {sha256}, expected {})", entry.sha256);
+    }
+    file.sync_all().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_kinds_follow_nano_graphrag_names() {
+        assert_eq!(FileKind::of("kv_store_full_docs.json"), Some(FileKind::Kv("full_docs".into())));
+        assert_eq!(FileKind::of("vdb_entities.json"), Some(FileKind::Vectors));
+        assert_eq!(FileKind::of("graph_chunk_entity_relation.graphml"), Some(FileKind::Graph));
+        assert_eq!(FileKind::of("kv_store_.json"), None);
+        assert_eq!(FileKind::of("notes.txt"), None);
+    }
+
+    #[test]
+    fn counting_streams_through_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = dir.path().join("kv_store_text_chunks.json");
+        std::fs::write(&kv, r#"{"a": {"content": "x", "n": [1,2]}, "b": {}, "c": {"k": {"z": 1}}}"#).unwrap();
+        assert_eq!(count_file(&kv, &FileKind::Kv("text_chunks".into())).unwrap()["chunks"], 3);
+        let vdb = dir.path().join("vdb_entities.json");
+        std::fs::write(&vdb, r#"{"embedding_dim": 2, "data": [{"__id__": "a"}, {"__id__": "b"}], "matrix": "AAAA"}"#).unwrap();
+        assert_eq!(count_file(&vdb, &FileKind::Vectors).unwrap()["vectors"], 2);
+        let g = r#"<graphml><graph><node id="a"/><node id="b">x</node><edge source="a" target="b"/><nodes/></graph></graphml>"#;
+        assert_eq!(count_graphml(g.as_bytes()).unwrap(), (2, 1));
+    }
+}

@@ -1,0 +1,103 @@
+//! Where archives live: one small trait, implemented for S3 and for a local directory.
+//!
+//! Keys given to a store are relative to its root (`s3://bucket/prefix/` or a directory).
+
+pub mod local;
+pub mod lock;
+pub mod s3;
+
+use anyhow::{bail, Result};
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncRead;
+
+/// An object as listed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    pub modified: Option<DateTime<Utc>>,
+    /// An opaque version token: the S3 ETag, or size and mtime for files.
+    pub etag: Option<String>,
+}
+
+/// A streaming read, pinned to one version of the object.
+pub struct GetObject {
+    pub meta: ObjectMeta,
+    pub body: Box<dyn AsyncRead + Send + Unpin>,
+}
+
+/// An upload in progress. Nothing is visible under the key until `complete` succeeds; `abort`
+/// removes every trace.
+#[async_trait]
+pub trait Upload: Send {
+    async fn write(&mut self, chunk: Bytes) -> Result<()>;
+    /// Makes the object visible; returns its size.
+    async fn complete(self: Box<Self>) -> Result<u64>;
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// The store's root as a URL, for messages.
+    fn url(&self) -> String;
+    async fn put(&self, key: &str, body: Bytes) -> Result<()>;
+    /// Writes only when nothing is at `key`; `false` when something already is.
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool>;
+    async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>>;
+    /// Streams an object; with `if_match` the read fails if the object changed since.
+    async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject>;
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+    /// Deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+    async fn get_tags(&self, key: &str) -> Result<BTreeMap<String, String>>;
+    async fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> Result<()>;
+    async fn presign_get(&self, key: &str, expires: Duration) -> Result<String>;
+    /// Multipart uploads started but neither completed nor aborted (empty where there are none).
+    async fn pending_uploads(&self) -> Result<Vec<String>>;
+    /// Whether an S3 Object Lock retention or legal hold protects the object now.
+    async fn is_locked(&self, key: &str) -> Result<bool>;
+}
+
+/// Reads a whole small object (a sidecar, a report, a lock).
+pub async fn get_bytes(store: &dyn ObjectStore, key: &str) -> Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut obj = store.get(key, None).await?;
+    let mut buf = Vec::with_capacity(obj.meta.size as usize);
+    obj.body.read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
+/// Settings for S3 stores that do not fit in a URL.
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    /// SSE-KMS key id or ARN; empty means the bucket's default encryption.
+    pub kms_key_id: Option<String>,
+    /// `AWS_ENDPOINT_URL` for S3-compatible servers (path-style addressing then).
+    pub endpoint: Option<String>,
+}
+
+/// Opens `s3://bucket/prefix`, `file:///dir` or a bare directory path.
+pub async fn open(url: &str, s3: &S3Options) -> Result<Arc<dyn ObjectStore>> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            bail!("store URL {url:?} names no bucket; use s3://bucket/prefix");
+        }
+        return Ok(Arc::new(s3::S3Store::connect(bucket, prefix, s3).await?));
+    }
+    if url.contains("://") && !url.starts_with("file://") {
+        bail!("store URL {url:?} is not supported; use s3://bucket/prefix, file:///dir or a directory path");
+    }
+    let dir = url.strip_prefix("file://").unwrap_or(url);
+    if dir.is_empty() {
+        bail!("no store given: pass --store s3://bucket/prefix or a directory (or set NGBAK_STORE)");
+    }
+    Ok(Arc::new(local::LocalStore::new(dir)?))
+}
