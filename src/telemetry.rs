@@ -14,3 +14,30 @@ pub fn init_logging(force_json: bool) {
     };
     drop(result); // already set (tests): keep the first
 }
+
+/// Prints one CloudWatch Embedded Metric Format line on stdout; CloudWatch Logs turns it into
+/// metrics in `namespace` (no API calls, no extra permissions).
+pub fn emit_metrics(namespace: &str, dimensions: &[(&str, &str)], metrics: &[(&str, &str, f64)]) {
+    let mut doc = serde_json::Map::new();
+    let names: Vec<_> = metrics.iter().map(|(name, unit, _)| serde_json::json!({ "Name": name, "Unit": unit })).collect();
+    let dims: Vec<_> = dimensions.iter().map(|(k, _)| *k).collect();
+    doc.insert(
+        "_aws".into(),
+        serde_json::json!({
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{ "Namespace": namespace, "Dimensions": [dims], "Metrics": names }],
+        }),
+    );
+    for (k, v) in dimensions {
+        doc.insert(k.to_string(), serde_json::json!(v));
+    }
+    for (name, _, value) in metrics {
+        doc.insert(name.to_string(), serde_json::json!(value));
+    }
+    println!("{}", serde_json::Value::Object(doc));
+}
+
+/// The namespace for metrics (`NGBAK_METRICS_NAMESPACE`, default `ngbak`).
+pub fn metrics_namespace() -> String {
+    std::env::var("NGBAK_METRICS_NAMESPACE").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "ngbak".into())
+}

@@ -1,1 +1,14 @@
-fn main() {}
+//! The backup Lambda function (`cargo lambda invoke ngbak-backup --data-file events/scheduled.json`).
+
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    ngbak::telemetry::init_logging(true);
+    let config = Arc::new(ngbak::lambda::FunctionConfig::from_env().await?);
+    ngbak::lambda::serve(move |event, _ctx| {
+        let config = config.clone();
+        async move { ngbak::lambda::backup::handle(&config, event).await }
+    })
+    .await
+}

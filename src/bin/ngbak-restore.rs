@@ -1,1 +1,16 @@
-fn main() {}
+//! The restore Lambda function (`cargo lambda invoke ngbak-restore --data-file events/object-tags-added.json`).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    ngbak::telemetry::init_logging(true);
+    let config = Arc::new(ngbak::lambda::FunctionConfig::from_env().await?);
+    ngbak::lambda::serve(move |event, ctx| {
+        let config = config.clone();
+        let time_left = ctx.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::from_secs(900));
+        async move { ngbak::lambda::restore::handle(&config, event, time_left).await }
+    })
+    .await
+}

@@ -1,1 +1,63 @@
-//! Lambda entry points.
+//! Lambda entry points: the scheduled backup and the tag-triggered restore.
+//!
+//! Both read their settings from the environment (the same names as the CLI's variables) and are
+//! plain async functions of a JSON event, so tests and `cargo lambda invoke` drive the very code
+//! that runs in AWS.
+
+pub mod backup;
+pub mod events;
+pub mod restore;
+pub mod secrets;
+
+use crate::config::{BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
+use clap::Parser;
+
+/// The functions' settings, read from environment variables.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "ngbak-lambda", about = "settings of the ngbak Lambda functions (from the environment)")]
+pub struct FunctionConfig {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub backends: BackendArgs,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+    /// Tag whose value asks for a restore.
+    #[arg(long, env = "NGBAK_RESTORE_TAG_KEY", default_value = "ngbak-restore")]
+    pub restore_tag_key: String,
+    /// The value of that tag that means "restore this archive".
+    #[arg(long, env = "NGBAK_RESTORE_TAG_VALUE", default_value = "requested")]
+    pub restore_tag_value: String,
+}
+
+impl FunctionConfig {
+    /// Reads the configuration from the environment only, then resolves Secrets Manager ARNs.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let mut config = FunctionConfig::try_parse_from(["ngbak-lambda"])?;
+        secrets::resolve(&mut config.backends).await?;
+        Ok(config)
+    }
+}
+
+/// Runs a handler under the Lambda runtime, logging JSON with the request id.
+pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(serde_json::Value, lambda_runtime::Context) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>> + Send,
+{
+    let handler = std::sync::Arc::new(handler);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+        let handler = handler.clone();
+        async move {
+            let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+            let _guard = span.enter();
+            handler(event.payload, event.context.clone()).await.map_err(|e| {
+                tracing::error!(error = %format!("{e:#}"), "invocation failed");
+                lambda_runtime::Error::from(format!("{e:#}"))
+            })
+        }
+    }))
+    .await
+}

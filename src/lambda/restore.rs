@@ -1,0 +1,109 @@
+//! The restore function: fired by S3's "Object Tags Added" event through EventBridge.
+//!
+//! It restores only when the archive carries `ngbak-restore=requested`. The event carries no
+//! tags, so they are read; its own tag changes (`running`, `completed`, `failed`) fire events
+//! too, and those are acknowledged and ignored. A lock object taken with a conditional write
+//! makes sure two deliveries, or two tags close together, never restore twice at once.
+
+use super::events::{parse_restore_event, RestoreRequest};
+use super::FunctionConfig;
+use crate::id::BackupId;
+use crate::pipeline::restore::run_restore;
+use crate::store::{lock, ObjectStore};
+use crate::telemetry::{emit_metrics, metrics_namespace};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const RUNNING: &str = "running";
+pub const COMPLETED: &str = "completed";
+pub const FAILED: &str = "failed";
+
+/// Handles one event; `time_left` bounds how long the lock is held if this run dies.
+pub async fn handle(config: &FunctionConfig, event: Value, time_left: Duration) -> Result<Value> {
+    let request = parse_restore_event(&event)?;
+    let store = config.store.open().await?;
+    let (id, from_tag) = match request {
+        RestoreRequest::Ignore(reason) => return Ok(ignored(None, &reason)),
+        RestoreRequest::Direct { backup_id } => (backup_id, false),
+        RestoreRequest::Tagged { bucket, key } => {
+            let Some(id) = archive_of_store(store.as_ref(), &bucket, &key) else {
+                return Ok(ignored(None, &format!("s3://{bucket}/{key} is not an archive in {}", store.url())));
+            };
+            let value = store.get_tags(&id.archive_key()).await?.remove(&config.restore_tag_key);
+            if value.as_deref() != Some(config.restore_tag_value.as_str()) {
+                let reason = format!("tag {} is {value:?}, not {:?}", config.restore_tag_key, config.restore_tag_value);
+                return Ok(ignored(Some(&id), &reason));
+            }
+            (id, true)
+        }
+    };
+    let ttl = time_left + Duration::from_secs(60);
+    let holder = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "ngbak restore".into());
+    let lock = match lock::acquire(store.clone(), &id.lock_key("restore"), &holder, ttl).await? {
+        Ok(lock) => lock,
+        Err(held) => return Ok(ignored(Some(&id), &format!("a restore of {id} is already running ({})", held.holder))),
+    };
+    let outcome = restore_locked(config, store.clone(), &id, from_tag).await;
+    lock.release().await.ok();
+    outcome
+}
+
+/// The backup id of `s3://bucket/key` when that is an archive of this store.
+fn archive_of_store(store: &dyn ObjectStore, bucket: &str, key: &str) -> Option<BackupId> {
+    let id = BackupId::from_archive_key(key)?;
+    (format!("{}{}", store.url(), id.archive_key()) == format!("s3://{bucket}/{key}")).then_some(id)
+}
+
+fn ignored(id: Option<&BackupId>, reason: &str) -> Value {
+    tracing::info!(backup_id = ?id.map(|i| i.as_str()), "event ignored: {reason}");
+    json!({ "status": "ignored", "backup_id": id, "reason": reason })
+}
+
+async fn restore_locked(config: &FunctionConfig, store: Arc<dyn ObjectStore>, id: &BackupId, from_tag: bool) -> Result<Value> {
+    let tag_key = &config.restore_tag_key;
+    let mut tags = store.get_tags(&id.archive_key()).await.unwrap_or_default();
+    // Checked again under the lock: a run that finished just before us has changed it.
+    if from_tag && tags.get(tag_key) != Some(&config.restore_tag_value) {
+        return Ok(ignored(Some(id), "the restore was handled by another run"));
+    }
+    let set_tag = |value: &str, tags: &mut std::collections::BTreeMap<String, String>| {
+        tags.insert(tag_key.clone(), value.to_string());
+        tags.clone()
+    };
+    let tagging = from_tag || store.url().starts_with("s3://");
+    if tagging {
+        store.put_tags(&id.archive_key(), &set_tag(RUNNING, &mut tags)).await.context("marking the archive as restoring")?;
+    }
+    let started_at = Utc::now();
+    let restorers = config.backends.restorers(&config.restore);
+    let result = run_restore(store.as_ref(), id, restorers, &config.restore.options()).await;
+    let (status, body) = match &result {
+        Ok(report) => (COMPLETED, json!({ "status": COMPLETED, "report": report })),
+        Err(e) => (FAILED, json!({ "status": FAILED, "error": format!("{e:#}") })),
+    };
+    let mut report = body;
+    report["backup_id"] = json!(id);
+    report["started_at"] = json!(started_at);
+    report["finished_at"] = json!(Utc::now());
+    report["trigger"] = json!(if from_tag { "tag" } else { "invoke" });
+    store.put(&id.report_key(), Bytes::from(serde_json::to_vec_pretty(&report)?)).await.context("writing the restore report")?;
+    if tagging {
+        store.put_tags(&id.archive_key(), &set_tag(status, &mut tags)).await.context("marking the archive's restore status")?;
+    }
+    let ns = metrics_namespace();
+    match result {
+        Ok(_) => {
+            emit_metrics(&ns, &[("Function", "restore")], &[("RestoreSuccess", "Count", 1.0)]);
+            report["report_key"] = json!(id.report_key());
+            Ok(report)
+        }
+        Err(e) => {
+            emit_metrics(&ns, &[("Function", "restore")], &[("Failures", "Count", 1.0)]);
+            Err(e.context(format!("restore of {id} failed; see {}", id.report_key())))
+        }
+    }
+}

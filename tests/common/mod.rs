@@ -1,0 +1,174 @@
+//! Shared test support: connections to the real servers that `make test` starts
+//! (tests/servers/start.sh), unique names, and item-by-item snapshots of backends.
+#![allow(dead_code)]
+
+use ngbak::store::{self, ObjectStore, S3Options};
+use redis::aio::MultiplexedConnection;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn required(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: these tests need the servers that `make test` starts (tests/servers/start.sh)")
+    })
+}
+
+pub fn redis_url() -> String {
+    required("NGBAK_TEST_REDIS_URL")
+}
+
+pub fn s3_endpoint() -> String {
+    required("NGBAK_TEST_S3_ENDPOINT")
+}
+
+/// A short unique suffix for bucket names, key prefixes and directories.
+pub fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(s3_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).force_path_style(true).build())
+}
+
+/// A fresh bucket (the S3 server keeps state between tests, so every test gets its own).
+pub async fn new_bucket() -> String {
+    let bucket = format!("ngbak-test-{}", unique());
+    s3_client().await.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+    bucket
+}
+
+pub async fn s3_store(bucket: &str, prefix: &str) -> Arc<dyn ObjectStore> {
+    let options = S3Options { endpoint: Some(s3_endpoint()), ..Default::default() };
+    store::open(&format!("s3://{bucket}/{prefix}"), &options).await.expect("open S3 store")
+}
+
+pub fn local_store(dir: &std::path::Path) -> Arc<dyn ObjectStore> {
+    Arc::new(store::local::LocalStore::new(dir.to_str().unwrap()).unwrap())
+}
+
+pub async fn redis() -> MultiplexedConnection {
+    ngbak::sources::redis::connect(&redis_url()).await.expect("connect to the test Redis")
+}
+
+/// One Redis key as read back for comparison: type, value in a canonical order, and PTTL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyState {
+    pub kind: String,
+    pub value: Vec<Vec<u8>>,
+    pub pttl: i64,
+}
+
+/// Every key matching `pattern`, item by item.
+pub async fn redis_snapshot(con: &mut MultiplexedConnection, pattern: &str) -> BTreeMap<Vec<u8>, KeyState> {
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg(pattern).query_async(con).await.unwrap();
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(con).await.unwrap();
+        let pttl: i64 = redis::cmd("PTTL").arg(&key).query_async(con).await.unwrap();
+        let value: Vec<Vec<u8>> = match kind.as_str() {
+            "string" => vec![redis::cmd("GET").arg(&key).query_async(con).await.unwrap()],
+            "hash" => sorted_pairs(redis::cmd("HGETALL").arg(&key).query_async(con).await.unwrap()),
+            "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(con).await.unwrap(),
+            "set" => {
+                let mut m: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&key).query_async(con).await.unwrap();
+                m.sort();
+                m
+            }
+            "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query_async(con).await.unwrap(),
+            "stream" => {
+                let v: redis::Value = redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query_async(con).await.unwrap();
+                vec![format!("{v:?}").into_bytes()]
+            }
+            other => panic!("unexpected type {other}"),
+        };
+        out.insert(key, KeyState { kind, value, pttl });
+    }
+    out
+}
+
+fn sorted_pairs(flat: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = flat.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
+    pairs.sort();
+    pairs.into_iter().flat_map(|(a, b)| [a, b]).collect()
+}
+
+/// Asserts two snapshots hold the same keys, types and values, and TTLs within `slack_ms`
+/// (restored TTLs can only be shorter: time passes between backup and restore).
+pub fn assert_same_keys(before: &BTreeMap<Vec<u8>, KeyState>, after: &BTreeMap<Vec<u8>, KeyState>, slack_ms: i64) {
+    assert_eq!(
+        before.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>(),
+        after.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>(),
+        "key sets differ"
+    );
+    for (key, b) in before {
+        let a = &after[key];
+        let name = String::from_utf8_lossy(key);
+        assert_eq!(a.kind, b.kind, "type of {name}");
+        assert_eq!(a.value, b.value, "value of {name}");
+        if b.pttl < 0 {
+            assert_eq!(a.pttl, b.pttl, "{name} must not expire");
+        } else {
+            assert!(a.pttl <= b.pttl && a.pttl > b.pttl - slack_ms, "TTL of {name}: {} after, {} before", a.pttl, b.pttl);
+        }
+    }
+}
+
+/// Writes one key of every type (binary-safe, some with TTLs) under `prefix`, shaped like
+/// nano-graphrag's `nano_graphrag:<namespace>:<id>` keys.
+pub async fn seed_redis(con: &mut MultiplexedConnection, prefix: &str) {
+    let k = |s: &str| format!("{prefix}:{s}");
+    let doc = r#"{"content": "Ada Lovelace wrote the first algorithm — «vraiment».", "n": 1.50}"#;
+    let _: () = redis::pipe()
+        .cmd("SET").arg(k("full_docs:doc-1")).arg(doc).ignore()
+        .cmd("SET").arg(k("full_docs:doc-2")).arg(r#"{"content":"second"}"#).ignore()
+        .cmd("SET").arg(k("text_chunks:chunk-1")).arg(r#"{"tokens": 12, "content": "x", "full_doc_id": "doc-1"}"#).ignore()
+        .cmd("SET").arg(k("llm_response_cache:abc")).arg(r#"{"return": "cached"}"#).arg("PX").arg(3_600_000).ignore()
+        .cmd("SET").arg(k("community_reports:0")).arg("{}").ignore()
+        .cmd("SET").arg(k("bin:value")).arg((0u8..=255).collect::<Vec<u8>>()).ignore()
+        .cmd("SET").arg([k("bin:").into_bytes(), vec![0xff, 0x00, 0xfe]].concat()).arg("binary key").ignore()
+        .cmd("SET").arg(k("empty")).arg("").ignore()
+        .cmd("HSET").arg(k("hash")).arg("field").arg("value").arg(vec![0xc3u8, 0x28]).arg(vec![0u8, 1]).arg("e").arg("").ignore()
+        .cmd("PEXPIRE").arg(k("hash")).arg(7_200_000).ignore()
+        .cmd("RPUSH").arg(k("list")).arg("b").arg("a").arg("b").arg("").arg(vec![0xffu8]).ignore()
+        .cmd("SADD").arg(k("set")).arg("x").arg("y").arg(vec![0x80u8]).ignore()
+        .cmd("ZADD").arg(k("zset")).arg("1.5").arg("one-and-half").arg("-inf").arg("floor").arg("1e-7").arg("tiny").arg("42").arg(vec![0xfeu8]).ignore()
+        .cmd("XADD").arg(k("stream")).arg("1-1").arg("event").arg("created").ignore()
+        .query_async(con)
+        .await
+        .unwrap();
+}
+
+pub async fn delete_pattern(con: &mut MultiplexedConnection, pattern: &str) {
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg(pattern).query_async(con).await.unwrap();
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL").arg(keys).query_async(con).await.unwrap();
+    }
+}
+
+/// An event file from `events/`, as the functions receive it.
+pub fn event(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events").join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// The sample nano-graphrag working directory shipped with the tests.
+pub fn sample_workdir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nano-graphrag-workdir")
+}
+
+/// Every object key in a bucket.
+pub async fn bucket_keys(bucket: &str) -> Vec<String> {
+    let out = s3_client().await.list_objects_v2().bucket(bucket).send().await.unwrap();
+    out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
+}
+
+/// Multipart uploads still pending in a bucket.
+pub async fn pending_uploads(bucket: &str) -> Vec<String> {
+    let out = s3_client().await.list_multipart_uploads().bucket(bucket).send().await.unwrap();
+    out.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect()
+}

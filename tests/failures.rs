@@ -1,0 +1,104 @@
+//! A backup that fails leaves nothing behind: no object under the final key, no pending
+//! multipart upload, no temporary file.
+
+mod common;
+
+use async_trait::async_trait;
+use common::*;
+use ngbak::archive::{BackendManifest, EntryBody};
+use ngbak::id::BackupId;
+use ngbak::pipeline::backup::{run_backup, AlreadyExists, BackupOptions};
+use ngbak::sources::jsonkv::WorkdirExporter;
+use ngbak::sources::redis::RedisExporter;
+use ngbak::sources::{EntrySender, Exporter};
+
+/// Test double for a backend that breaks off in the middle of its export — a database that
+/// goes away mid-stream cannot be made to fail at a chosen byte on this machine. It sends
+/// `parts` incompressible parts of `part_size` bytes, then fails.
+struct BreaksMidExportDouble {
+    parts: usize,
+    part_size: usize,
+}
+
+#[async_trait]
+impl Exporter for BreaksMidExportDouble {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+
+    fn kind(&self) -> &'static str {
+        "kv"
+    }
+
+    async fn export(&mut self, out: &EntrySender) -> anyhow::Result<BackendManifest> {
+        let mut state = 0x9e3779b97f4a7c15u64;
+        for i in 0..self.parts {
+            let bytes: Vec<u8> = (0..self.part_size)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            out.send(format!("kv/flaky/{i:06}.bin"), 0, EntryBody::Bytes(bytes.into())).await?;
+        }
+        anyhow::bail!("connection reset by peer (simulated)")
+    }
+}
+
+#[tokio::test]
+async fn an_export_failing_after_parts_were_uploaded_leaves_no_object_and_no_pending_upload() {
+    let bucket = new_bucket().await;
+    let store = s3_store(&bucket, "backups").await;
+    // 20 MiB of incompressible data: at least two 8 MiB parts are uploaded before the failure.
+    let double = BreaksMidExportDouble { parts: 5, part_size: 4 << 20 };
+    let err = run_backup(store, vec![Box::new(double)], BackupOptions::default()).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("flaky export failed") && text.contains("no archive was stored"), "{text}");
+    assert!(bucket_keys(&bucket).await.is_empty(), "objects left: {:?}", bucket_keys(&bucket).await);
+    assert!(pending_uploads(&bucket).await.is_empty(), "a multipart upload was left pending");
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_fails_the_backup_cleanly() {
+    let bucket = new_bucket().await;
+    let store = s3_store(&bucket, "backups").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down = RedisExporter::new(&format!("redis://127.0.0.1:{port}"), &["nano_graphrag:*".into()]);
+    let working = WorkdirExporter::new(&sample_workdir());
+    let err = run_backup(store, vec![Box::new(working), Box::new(down)], BackupOptions::default()).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("cannot connect to Redis at redis://127.0.0.1"), "{text}");
+    assert!(bucket_keys(&bucket).await.is_empty());
+    assert!(pending_uploads(&bucket).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_backup_into_a_directory_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let double = BreaksMidExportDouble { parts: 2, part_size: 1 << 20 };
+    run_backup(local_store(dir.path()), vec![Box::new(double)], BackupOptions::default()).await.unwrap_err();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn an_existing_backup_id_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let id: BackupId = "nightly_1".parse().unwrap();
+    let options = BackupOptions { id: Some(id.clone()), ..Default::default() };
+    run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], options.clone()).await.unwrap();
+    let before = std::fs::read(dir.path().join(id.archive_key())).unwrap();
+    let err = run_backup(store, vec![Box::new(WorkdirExporter::new(&sample_workdir()))], options).await.unwrap_err();
+    assert!(err.downcast_ref::<AlreadyExists>().is_some(), "{err:#}");
+    assert_eq!(std::fs::read(dir.path().join(id.archive_key())).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_reported_with_what_to_do() {
+    let store = s3_store(&format!("ngbak-missing-{}", unique()), "x").await;
+    let err = run_backup(store, vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default()).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("NoSuchBucket") || text.contains("bucket does not exist"), "{text}");
+}

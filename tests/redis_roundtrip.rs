@@ -1,0 +1,107 @@
+//! Redis → archive → Redis, through S3 and through a local directory, compared key by key.
+
+mod common;
+
+use common::*;
+use ngbak::id::BackupId;
+use ngbak::pipeline::backup::{run_backup, BackupOptions};
+use ngbak::pipeline::restore::{run_restore, RestoreOptions};
+use ngbak::sources::redis::{RedisExporter, RedisRestorer};
+use ngbak::sources::RestoreMode;
+use ngbak::store::ObjectStore;
+use std::sync::Arc;
+
+async fn round_trip(store: Arc<dyn ObjectStore>) {
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    seed_redis(&mut con, &prefix).await;
+    let before = redis_snapshot(&mut con, &pattern).await;
+    assert_eq!(before.len(), 13);
+
+    let options = BackupOptions { id: Some(BackupId::for_time(chrono::Utc::now())), part_bytes: 200, ..Default::default() };
+    let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
+    let summary = run_backup(store.clone(), vec![Box::new(exporter)], options).await.unwrap();
+    let stats = &summary.backends["redis"].stats;
+    assert_eq!(stats["keys"], 13);
+    assert_eq!((stats["documents"], stats["chunks"], stats["cache_entries"], stats["community_reports"]), (2, 1, 1, 1));
+    assert!(summary.entries > 3, "a 200-byte part size must cut the keys into several parts");
+
+    delete_pattern(&mut con, &pattern).await;
+    assert!(redis_snapshot(&mut con, &pattern).await.is_empty());
+
+    let restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    let report = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default()).await.unwrap();
+    assert_eq!(report.backends["redis"].restored["keys"], 13);
+    assert_eq!(report.backends["redis"].restored, report.backends["redis"].expected);
+
+    let after = redis_snapshot(&mut con, &pattern).await;
+    assert_same_keys(&before, &after, 1000);
+    delete_pattern(&mut con, &pattern).await;
+}
+
+#[tokio::test]
+async fn redis_round_trip_through_s3_keeps_every_type_ttl_and_byte() {
+    let bucket = new_bucket().await;
+    round_trip(s3_store(&bucket, "backups").await).await;
+    assert!(pending_uploads(&bucket).await.is_empty());
+}
+
+#[tokio::test]
+async fn redis_round_trip_through_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    round_trip(local_store(dir.path())).await;
+}
+
+#[tokio::test]
+async fn replace_mode_deletes_keys_the_archive_lacks_and_merge_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    seed_redis(&mut con, &prefix).await;
+    let before = redis_snapshot(&mut con, &pattern).await;
+    let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
+    let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
+
+    // Changes after the backup: a new key, and a changed value.
+    let _: () = redis::pipe()
+        .cmd("SET").arg(format!("{prefix}:full_docs:new")).arg("{}").ignore()
+        .cmd("SET").arg(format!("{prefix}:full_docs:doc-2")).arg("changed").ignore()
+        .query_async(&mut con)
+        .await
+        .unwrap();
+
+    let merge = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(merge)], &RestoreOptions::default()).await.unwrap();
+    let merged = redis_snapshot(&mut con, &pattern).await;
+    assert_eq!(merged.len(), before.len() + 1, "merge keeps keys the archive does not hold");
+    assert_eq!(merged[format!("{prefix}:full_docs:doc-2").as_bytes()].value, before[format!("{prefix}:full_docs:doc-2").as_bytes()].value);
+
+    let replace = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Replace);
+    run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(replace)], &RestoreOptions::default()).await.unwrap();
+    assert_same_keys(&before, &redis_snapshot(&mut con, &pattern).await, 2000);
+    delete_pattern(&mut con, &pattern).await;
+}
+
+#[tokio::test]
+async fn dry_run_verifies_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    seed_redis(&mut con, &prefix).await;
+    let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
+    let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
+    delete_pattern(&mut con, &pattern).await;
+
+    let restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Replace);
+    let options = RestoreOptions { dry_run: true, ..Default::default() };
+    let report = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &options).await.unwrap();
+    assert!(report.dry_run && report.verified);
+    assert_eq!(report.backends["redis"].expected["keys"], 13);
+    assert!(report.backends["redis"].restored.is_empty());
+    assert!(redis_snapshot(&mut con, &pattern).await.is_empty(), "a dry run wrote to Redis");
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need, into the project's .tools/ (idempotent; a no-op when
+# everything is there): Debian's redis-server, LocalStack (S3, EventBridge, SQS) in host mode,
+# and ArcadeDB (a Bolt graph database) from PyPI. `--with-deploy-tools` adds cfn-lint, the SAM
+# CLI and cargo-lambda for the infra checks.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TOOLS=.tools
+mkdir -p "$TOOLS"
+
+step() { echo "install: $*"; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get install -y -qq "$@" >/dev/null 2>&1 || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq "$@" >/dev/null; }
+}
+
+if ! command -v redis-server >/dev/null; then
+  step "redis-server (apt)"
+  apt_install redis-server
+  # Debian starts a system instance; the tests run their own.
+  (systemctl disable --now redis-server || service redis-server stop) >/dev/null 2>&1 || true
+fi
+
+if [ ! -x "$TOOLS/uv/bin/uv" ]; then
+  step "uv (pip)"
+  python3 -m venv "$TOOLS/uv"
+  "$TOOLS/uv/bin/pip" install -q uv==0.9.7
+fi
+UV="$TOOLS/uv/bin/uv"
+
+PY313="$(pyenv root 2>/dev/null)/versions/3.13.0/bin/python"
+if [ ! -f "$TOOLS/localstack/.ready" ] && [ ! -f "$TOOLS/moto/.ready" ]; then
+  if [ -x "$PY313" ]; then
+    step "LocalStack 2026.3.0 (Python 3.13 venv)"
+    "$UV" venv -q -p "$PY313" "$TOOLS/localstack"
+    VIRTUAL_ENV="$TOOLS/localstack" "$UV" pip install -q --exclude-newer 2026-03-24 \
+      'localstack-core[base-runtime]==2026.3.0' moto-ext jsonpath-ng crontab
+    touch "$TOOLS/localstack/.ready"
+  else
+    step "Python 3.13 missing: falling back to moto 5.2.5's server (weaker checks, see README)"
+    "$UV" venv -q "$TOOLS/moto"
+    VIRTUAL_ENV="$TOOLS/moto" "$UV" pip install -q 'moto[s3,events,sqs,server]==5.2.5' flask flask-cors
+    touch "$TOOLS/moto/.ready"
+  fi
+fi
+
+if [ ! -f "$TOOLS/arcadedb/.ready" ]; then
+  step "ArcadeDB 26.10.2 (PyPI, bundles its JRE)"
+  python3 -m venv "$TOOLS/arcadedb"
+  "$TOOLS/arcadedb/bin/pip" install -q --no-deps arcadedb-embedded==26.10.2.post1
+  touch "$TOOLS/arcadedb/.ready"
+fi
+
+if [ "${1:-}" = "--with-deploy-tools" ] && [ ! -f "$TOOLS/pytools/.ready" ]; then
+  step "cfn-lint, aws-sam-cli, cargo-lambda (pip)"
+  "$UV" venv -q -p 3.11 "$TOOLS/pytools" 2>/dev/null || python3 -m venv "$TOOLS/pytools"
+  VIRTUAL_ENV="$TOOLS/pytools" "$UV" pip install -q cfn-lint==1.41.0 aws-sam-cli==1.146.0 cargo-lambda==1.9.2
+  touch "$TOOLS/pytools/.ready"
+fi
+step "done"
