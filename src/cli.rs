@@ -85,10 +85,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             emit(json, &summary, || {
                 let mut s = format!(
                     "backup {} stored: {} ({} bytes, sha256 {})\n",
-                    summary.backup_id,
-                    summary.archive_key,
-                    summary.size,
-                    summary.sha256
+                    summary.backup_id, summary.archive_key, summary.size, summary.sha256
                 );
                 for (name, b) in &summary.backends {
                     s += &format!("  {name}: {}\n", stats_line(&b.stats));
@@ -100,7 +97,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let report = restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options()).await?;
             emit(json, &report, || {
                 let verb = if report.dry_run { "would restore" } else { "restored" };
-                let mut s = format!("backup {} verified (sha256 {}); {verb}:\n", report.backup_id, report.archive_sha256);
+                let mut s =
+                    format!("backup {} verified (sha256 {}); {verb}:\n", report.backup_id, report.archive_sha256);
                 for (name, b) in &report.backends {
                     let counts = if report.dry_run { &b.expected } else { &b.restored };
                     s += &format!("  {name} → {}: {}\n", b.target, stats_line(counts));

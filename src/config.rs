@@ -42,7 +42,12 @@ pub struct BackendArgs {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// Key patterns to include (repeatable, or comma-separated in the variable).
-    #[arg(long = "redis-pattern", env = "NGBAK_REDIS_PATTERNS", value_delimiter = ',', default_value = "nano_graphrag:*")]
+    #[arg(
+        long = "redis-pattern",
+        env = "NGBAK_REDIS_PATTERNS",
+        value_delimiter = ',',
+        default_value = "nano_graphrag:*"
+    )]
     pub redis_patterns: Vec<String>,
     /// nano-graphrag working directory (kv_store_*.json, *.graphml, vdb_*.json).
     #[arg(long, env = "NGBAK_KV_DIR")]
@@ -51,7 +56,8 @@ pub struct BackendArgs {
 
 impl BackendArgs {
     fn patterns(&self) -> Vec<String> {
-        let p: Vec<String> = self.redis_patterns.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+        let p: Vec<String> =
+            self.redis_patterns.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
         if p.is_empty() {
             vec!["nano_graphrag:*".into()]
         } else {

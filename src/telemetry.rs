@@ -5,7 +5,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Sets up `tracing`. `RUST_LOG` overrides the default level (info).
 pub fn init_logging(force_json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = if force_json || !std::io::stderr().is_terminal() {
         builder.json().with_current_span(true).flatten_event(true).try_init()
@@ -19,7 +20,8 @@ pub fn init_logging(force_json: bool) {
 /// metrics in `namespace` (no API calls, no extra permissions).
 pub fn emit_metrics(namespace: &str, dimensions: &[(&str, &str)], metrics: &[(&str, &str, f64)]) {
     let mut doc = serde_json::Map::new();
-    let names: Vec<_> = metrics.iter().map(|(name, unit, _)| serde_json::json!({ "Name": name, "Unit": unit })).collect();
+    let names: Vec<_> =
+        metrics.iter().map(|(name, unit, _)| serde_json::json!({ "Name": name, "Unit": unit })).collect();
     let dims: Vec<_> = dimensions.iter().map(|(k, _)| *k).collect();
     doc.insert(
         "_aws".into(),

@@ -98,7 +98,9 @@ async fn an_existing_backup_id_is_never_overwritten() {
 #[tokio::test]
 async fn a_missing_bucket_is_reported_with_what_to_do() {
     let store = s3_store(&format!("ngbak-missing-{}", unique()), "x").await;
-    let err = run_backup(store, vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default()).await.unwrap_err();
+    let err = run_backup(store, vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default())
+        .await
+        .unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("NoSuchBucket") || text.contains("bucket does not exist"), "{text}");
 }

@@ -74,7 +74,9 @@ async fn a_flipped_byte_anywhere_is_refused_before_any_backend_write() {
     // And the intact archive restores.
     std::fs::write(&archive, &good).unwrap();
     let restorer = RedisRestorer::new(&redis_url(), &[format!("{prefix}:*")], RestoreMode::Replace);
-    run_restore(local_store(dir.path()).as_ref(), &id, vec![Box::new(restorer)], &RestoreOptions::default()).await.unwrap();
+    run_restore(local_store(dir.path()).as_ref(), &id, vec![Box::new(restorer)], &RestoreOptions::default())
+        .await
+        .unwrap();
     assert!(!redis_snapshot(&mut con, &format!("{prefix}:*")).await.contains_key(sentinel.as_bytes()));
     delete_pattern(&mut con, &format!("{prefix}:*")).await;
 }
@@ -83,11 +85,15 @@ async fn a_flipped_byte_anywhere_is_refused_before_any_backend_write() {
 async fn a_corrupted_archive_in_s3_is_refused_by_verify() {
     let bucket = new_bucket().await;
     let store = s3_store(&bucket, "p").await;
-    let summary = run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default()).await.unwrap();
+    let summary =
+        run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default())
+            .await
+            .unwrap();
     verify(store.as_ref(), &summary.backup_id).await.unwrap();
     let client = s3_client().await;
     let key = format!("p/{}", summary.backup_id.archive_key());
-    let mut bytes = client.get_object().bucket(&bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().to_vec();
+    let mut bytes =
+        client.get_object().bucket(&bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().to_vec();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
     client.put_object().bucket(&bucket).key(&key).body(bytes.into()).send().await.unwrap();
@@ -116,7 +122,13 @@ async fn hostile_archive(dir: &Path, id: &BackupId, hostile: tokio_tar::Header, 
         completed_at: created_at,
         tool_version: "test".into(),
         backends: [("jsonkv".to_string(), BackendManifest { kind: "kv".into(), ..Default::default() })].into(),
-        entries: vec![EntryRecord { path: hostile_path, backend: "jsonkv".into(), size: data.len() as u64, sha256: sha256_hex(data), records: 0 }],
+        entries: vec![EntryRecord {
+            path: hostile_path,
+            backend: "jsonkv".into(),
+            size: data.len() as u64,
+            sha256: sha256_hex(data),
+            records: 0,
+        }],
         config: serde_json::Value::Null,
     };
     let mut tar = tokio_tar::Builder::new_non_terminated(Vec::new());
@@ -138,7 +150,10 @@ async fn hostile_archive(dir: &Path, id: &BackupId, hostile: tokio_tar::Header, 
     gz.shutdown().await.unwrap();
     let archive = gz.into_inner();
     std::fs::write(dir.join(id.archive_key()), &archive).unwrap();
-    let sidecar = Sidecar { manifest, archive: ArchiveDigest { key: id.archive_key(), size: archive.len() as u64, sha256: sha256_hex(&archive) } };
+    let sidecar = Sidecar {
+        manifest,
+        archive: ArchiveDigest { key: id.archive_key(), size: archive.len() as u64, sha256: sha256_hex(&archive) },
+    };
     std::fs::write(dir.join(id.sidecar_key()), serde_json::to_vec(&sidecar).unwrap()).unwrap();
 }
 
@@ -177,9 +192,10 @@ async fn hostile_entries_are_refused_and_nothing_is_written() {
         }
         hostile_archive(&store_dir, &id, header, data).await;
         let restorer = WorkdirRestorer::new(&target, RestoreMode::Replace);
-        let err = run_restore(local_store(&store_dir).as_ref(), &id, vec![Box::new(restorer)], &RestoreOptions::default())
-            .await
-            .expect_err(name);
+        let err =
+            run_restore(local_store(&store_dir).as_ref(), &id, vec![Box::new(restorer)], &RestoreOptions::default())
+                .await
+                .expect_err(name);
         assert!(
             matches!(err.downcast_ref::<ArchiveError>(), Some(ArchiveError::Invalid { .. })),
             "{name} ({kind:?}): {err:#}"
@@ -192,7 +208,13 @@ async fn hostile_entries_are_refused_and_nothing_is_written() {
 #[tokio::test]
 async fn archives_open_with_gnu_tar_and_python_and_hash_as_the_sidecar_says() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = run_backup(local_store(dir.path()), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default()).await.unwrap();
+    let summary = run_backup(
+        local_store(dir.path()),
+        vec![Box::new(WorkdirExporter::new(&sample_workdir()))],
+        BackupOptions::default(),
+    )
+    .await
+    .unwrap();
     let archive = dir.path().join(summary.backup_id.archive_key());
 
     let listing = std::process::Command::new("tar").arg("-tzf").arg(&archive).output().unwrap();
@@ -203,13 +225,20 @@ async fn archives_open_with_gnu_tar_and_python_and_hash_as_the_sidecar_says() {
     assert!(names.contains(&"kv/json/kv_store_full_docs.json".to_string()));
 
     let sum = std::process::Command::new("sha256sum").arg(&archive).output().unwrap();
-    let sidecar: Sidecar = serde_json::from_slice(&std::fs::read(dir.path().join(summary.backup_id.sidecar_key())).unwrap()).unwrap();
+    let sidecar: Sidecar =
+        serde_json::from_slice(&std::fs::read(dir.path().join(summary.backup_id.sidecar_key())).unwrap()).unwrap();
     assert_eq!(String::from_utf8(sum.stdout).unwrap().split_whitespace().next(), Some(sidecar.archive.sha256.as_str()));
     assert_eq!(sidecar.archive.size, std::fs::metadata(&archive).unwrap().len());
 
     let out = dir.path().join("py");
-    let script = "import sys, tarfile\nwith tarfile.open(sys.argv[1]) as t:\n    t.extractall(sys.argv[2], filter='data')\n";
-    let py = std::process::Command::new("python3").args(["-W", "error", "-c", script]).arg(&archive).arg(&out).output().unwrap();
+    let script =
+        "import sys, tarfile\nwith tarfile.open(sys.argv[1]) as t:\n    t.extractall(sys.argv[2], filter='data')\n";
+    let py = std::process::Command::new("python3")
+        .args(["-W", "error", "-c", script])
+        .arg(&archive)
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(py.status.success() && py.stderr.is_empty(), "{}", String::from_utf8_lossy(&py.stderr));
     assert_eq!(
         std::fs::read(out.join("kv/json/kv_store_full_docs.json")).unwrap(),
@@ -220,13 +249,24 @@ async fn archives_open_with_gnu_tar_and_python_and_hash_as_the_sidecar_says() {
 #[tokio::test]
 async fn an_archive_without_its_sidecar_is_not_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = run_backup(local_store(dir.path()), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default()).await.unwrap();
+    let summary = run_backup(
+        local_store(dir.path()),
+        vec![Box::new(WorkdirExporter::new(&sample_workdir()))],
+        BackupOptions::default(),
+    )
+    .await
+    .unwrap();
     std::fs::remove_file(dir.path().join(summary.backup_id.sidecar_key())).unwrap();
     let target = tempfile::tempdir().unwrap();
     let restorer = WorkdirRestorer::new(target.path(), RestoreMode::Merge);
-    let err = run_restore(local_store(dir.path()).as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
-        .await
-        .unwrap_err();
+    let err = run_restore(
+        local_store(dir.path()).as_ref(),
+        &summary.backup_id,
+        vec![Box::new(restorer)],
+        &RestoreOptions::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(format!("{err:#}").contains("no sidecar"), "{err:#}");
     assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
 }

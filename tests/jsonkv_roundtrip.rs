@@ -26,13 +26,17 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 async fn round_trip(store: Arc<dyn ObjectStore>) {
     let source = sample_workdir();
     let target = tempfile::tempdir().unwrap();
-    let summary = run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&source))], BackupOptions::default()).await.unwrap();
+    let summary = run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&source))], BackupOptions::default())
+        .await
+        .unwrap();
     let stats = &summary.backends["jsonkv"].stats;
     assert_eq!((stats["documents"], stats["chunks"], stats["community_reports"], stats["cache_entries"]), (2, 4, 1, 1));
     assert_eq!((stats["entities"], stats["relationships"], stats["vectors"], stats["files"]), (5, 3, 3, 6));
 
     let restorer = WorkdirRestorer::new(target.path(), RestoreMode::Merge);
-    let report = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default()).await.unwrap();
+    let report = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.backends["jsonkv"].restored, report.backends["jsonkv"].expected);
 
     let (original, restored) = (files(&source), files(target.path()));
@@ -72,7 +76,10 @@ async fn workdir_round_trip_through_a_directory() {
 async fn replace_removes_files_the_archive_lacks_and_merge_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());
-    let summary = run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default()).await.unwrap();
+    let summary =
+        run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default())
+            .await
+            .unwrap();
     let target = tempfile::tempdir().unwrap();
     std::fs::write(target.path().join("kv_store_extra.json"), "{}").unwrap();
     std::fs::write(target.path().join("notes.txt"), "operator notes").unwrap();

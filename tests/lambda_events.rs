@@ -3,9 +3,9 @@
 
 mod common;
 
+use clap::Parser;
 use common::*;
 use ngbak::lambda::{backup, restore, FunctionConfig};
-use clap::Parser;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,7 +20,8 @@ fn config(bucket: &str, pattern: &str) -> FunctionConfig {
         "the functions find S3 through AWS_ENDPOINT_URL, which `make test` sets"
     );
     let store = format!("s3://{bucket}/{PREFIX}");
-    FunctionConfig::try_parse_from(["test", "--store", &store, "--redis-url", &redis_url(), "--redis-pattern", pattern]).unwrap()
+    FunctionConfig::try_parse_from(["test", "--store", &store, "--redis-url", &redis_url(), "--redis-pattern", pattern])
+        .unwrap()
 }
 
 /// `events/object-tags-added.json` pointed at `key` in `bucket`.
@@ -109,7 +110,14 @@ async fn tag_events_restore_only_when_requested() {
     assert_eq!(done["status"], "completed", "{done}");
     assert_same_keys(&before, &redis_snapshot(&mut con, &pattern).await, 5000);
     assert_eq!(tags(&bucket, &key).await["ngbak-restore"], "completed");
-    let report = s3_client().await.get_object().bucket(&bucket).key(format!("{PREFIX}/{SCHEDULED_ID}.restore-report.json")).send().await.unwrap();
+    let report = s3_client()
+        .await
+        .get_object()
+        .bucket(&bucket)
+        .key(format!("{PREFIX}/{SCHEDULED_ID}.restore-report.json"))
+        .send()
+        .await
+        .unwrap();
     let report: Value = serde_json::from_slice(&report.body.collect().await.unwrap().to_vec()).unwrap();
     assert_eq!(report["status"], "completed");
     assert_eq!(report["report"]["backends"]["redis"]["restored"]["keys"], 13);
@@ -157,10 +165,31 @@ async fn wire_events(bucket: &str) -> (aws_sdk_sqs::Client, String) {
     let notification = aws_sdk_s3::types::NotificationConfiguration::builder()
         .event_bridge_configuration(aws_sdk_s3::types::EventBridgeConfiguration::builder().build())
         .build();
-    s3_client().await.put_bucket_notification_configuration().bucket(bucket).notification_configuration(notification).send().await.unwrap();
+    s3_client()
+        .await
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(notification)
+        .send()
+        .await
+        .unwrap();
     let sqs = aws_sdk_sqs::Client::new(&shared);
-    let queue_url = sqs.create_queue().queue_name(format!("{bucket}-restores")).send().await.unwrap().queue_url().unwrap().to_string();
-    let attrs = sqs.get_queue_attributes().queue_url(&queue_url).attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn).send().await.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{bucket}-restores"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
     let queue_arn = attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
     let events = aws_sdk_eventbridge::Client::new(&shared);
     let pattern = json!({
@@ -180,7 +209,14 @@ async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str, wait: Duration) -> Ve
     let deadline = tokio::time::Instant::now() + wait;
     let mut out = Vec::new();
     while tokio::time::Instant::now() < deadline {
-        let got = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        let got = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
         for m in got.messages() {
             out.push(serde_json::from_str(m.body().unwrap()).unwrap());
             sqs.delete_message().queue_url(queue_url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
@@ -192,13 +228,18 @@ async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str, wait: Duration) -> Ve
 #[tokio::test]
 async fn tagging_in_s3_reaches_the_restore_function_through_eventbridge_exactly_once() {
     if std::env::var("NGBAK_TEST_S3_SERVER").as_deref() == Ok("moto") {
-        eprintln!("NOTE: running against moto, which emits extra Object Tags Added events; the handler must ignore them");
+        eprintln!(
+            "NOTE: running against moto, which emits extra Object Tags Added events; the handler must ignore them"
+        );
     }
     let bucket = new_bucket().await;
     let (sqs, queue_url) = wire_events(&bucket).await;
     let (config, pattern, before) = backed_up(&bucket).await;
     let key = format!("{PREFIX}/{SCHEDULED_ID}.ngbak");
-    assert!(drain(&sqs, &queue_url, Duration::from_secs(1)).await.iter().all(|e| e["detail"]["object"]["key"] != key || e["detail-type"] != "Object Tags Added"));
+    assert!(drain(&sqs, &queue_url, Duration::from_secs(1))
+        .await
+        .iter()
+        .all(|e| e["detail"]["object"]["key"] != key || e["detail-type"] != "Object Tags Added"));
 
     set_tag(&bucket, &key, "requested").await;
     let delivered = drain(&sqs, &queue_url, Duration::from_secs(4)).await;

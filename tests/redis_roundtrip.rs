@@ -19,7 +19,8 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
     let before = redis_snapshot(&mut con, &pattern).await;
     assert_eq!(before.len(), 13);
 
-    let options = BackupOptions { id: Some(BackupId::for_time(chrono::Utc::now())), part_bytes: 200, ..Default::default() };
+    let options =
+        BackupOptions { id: Some(BackupId::for_time(chrono::Utc::now())), part_bytes: 200, ..Default::default() };
     let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
     let summary = run_backup(store.clone(), vec![Box::new(exporter)], options).await.unwrap();
     let stats = &summary.backends["redis"].stats;
@@ -31,7 +32,9 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
     assert!(redis_snapshot(&mut con, &pattern).await.is_empty());
 
     let restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
-    let report = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default()).await.unwrap();
+    let report = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.backends["redis"].restored["keys"], 13);
     assert_eq!(report.backends["redis"].restored, report.backends["redis"].expected);
 
@@ -67,8 +70,14 @@ async fn replace_mode_deletes_keys_the_archive_lacks_and_merge_keeps_them() {
 
     // Changes after the backup: a new key, and a changed value.
     let _: () = redis::pipe()
-        .cmd("SET").arg(format!("{prefix}:full_docs:new")).arg("{}").ignore()
-        .cmd("SET").arg(format!("{prefix}:full_docs:doc-2")).arg("changed").ignore()
+        .cmd("SET")
+        .arg(format!("{prefix}:full_docs:new"))
+        .arg("{}")
+        .ignore()
+        .cmd("SET")
+        .arg(format!("{prefix}:full_docs:doc-2"))
+        .arg("changed")
+        .ignore()
         .query_async(&mut con)
         .await
         .unwrap();
@@ -77,7 +86,10 @@ async fn replace_mode_deletes_keys_the_archive_lacks_and_merge_keeps_them() {
     run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(merge)], &RestoreOptions::default()).await.unwrap();
     let merged = redis_snapshot(&mut con, &pattern).await;
     assert_eq!(merged.len(), before.len() + 1, "merge keeps keys the archive does not hold");
-    assert_eq!(merged[format!("{prefix}:full_docs:doc-2").as_bytes()].value, before[format!("{prefix}:full_docs:doc-2").as_bytes()].value);
+    assert_eq!(
+        merged[format!("{prefix}:full_docs:doc-2").as_bytes()].value,
+        before[format!("{prefix}:full_docs:doc-2").as_bytes()].value
+    );
 
     let replace = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Replace);
     run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(replace)], &RestoreOptions::default()).await.unwrap();

@@ -105,19 +105,13 @@ pub fn check_entry_path(path: &str) -> Result<()> {
         return Ok(());
     }
     let clean = |c: &str| {
-        !c.is_empty()
-            && c != "."
-            && c != ".."
-            && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+        !c.is_empty() && c != "." && c != ".." && c.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
     };
     if path.starts_with('/') || path.len() > 1024 || !path.split('/').all(clean) {
         bail!("unsafe entry name {path:?}: only relative names of [A-Za-z0-9._-] parts are allowed");
     }
     if !DATA_PREFIXES.iter().any(|p| path.starts_with(p)) || path.split('/').count() < 2 {
-        bail!(
-            "unknown entry {path:?}: data must live under {}",
-            DATA_PREFIXES.join(", ")
-        );
+        bail!("unknown entry {path:?}: data must live under {}", DATA_PREFIXES.join(", "));
     }
     Ok(())
 }
@@ -125,10 +119,8 @@ pub fn check_entry_path(path: &str) -> Result<()> {
 /// A path component for an archive entry made from a name that came from a backend (a Redis
 /// pattern, a collection or file name): anything outside `[A-Za-z0-9._-]` becomes `_`.
 pub fn safe_component(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
-        .collect();
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
     match s.as_str() {
         "" | "." | ".." => format!("_{s}"),
         _ => s,
@@ -144,10 +136,7 @@ mod tests {
         for ok in ["kv/redis/000001.ndjson", "graph/nodes/000002.ndjson", HEADER_PATH, MANIFEST_PATH] {
             check_entry_path(ok).unwrap();
         }
-        for bad in [
-            "../x", "/etc/x", "kv/../../x", "kv//x", "kv/./x", "other/x", "kv", "kv/a b",
-            "kv/x\\..\\y", "",
-        ] {
+        for bad in ["../x", "/etc/x", "kv/../../x", "kv//x", "kv/./x", "other/x", "kv", "kv/a b", "kv/x\\..\\y", ""] {
             assert!(check_entry_path(bad).is_err(), "{bad:?} was accepted");
         }
     }

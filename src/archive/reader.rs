@@ -4,7 +4,9 @@
 //! everything, even when decoding stops early: a damaged archive is then reported by the
 //! whole-archive hash mismatch (its root cause), naming both hashes.
 
-use super::format::{check_entry_path, ArchiveHeader, EntryRecord, Sidecar, FORMAT_NAME, FORMAT_VERSION, HEADER_PATH, MANIFEST_PATH};
+use super::format::{
+    check_entry_path, ArchiveHeader, EntryRecord, Sidecar, FORMAT_NAME, FORMAT_VERSION, HEADER_PATH, MANIFEST_PATH,
+};
 use super::hashing::{HashingReader, Tally};
 use anyhow::{anyhow, bail, Context, Result};
 use async_compression::tokio::bufread::GzipDecoder;
@@ -173,9 +175,8 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
             manifest_seen = true;
             continue;
         }
-        let record = manifest
-            .entry(&path)
-            .ok_or_else(|| fault(anyhow!("entry {path:?} is not listed in the manifest")))?;
+        let record =
+            manifest.entry(&path).ok_or_else(|| fault(anyhow!("entry {path:?} is not listed in the manifest")))?;
         if !seen.insert(path.clone()) {
             return Err(fault(anyhow!("entry {path:?} appears twice")));
         }
@@ -199,7 +200,8 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
     if !manifest_seen {
         return Err(fault(anyhow!("the archive ends before its manifest (truncated)")));
     }
-    let missing: Vec<_> = manifest.entries.iter().filter(|e| !seen.contains(&e.path)).map(|e| e.path.as_str()).collect();
+    let missing: Vec<_> =
+        manifest.entries.iter().filter(|e| !seen.contains(&e.path)).map(|e| e.path.as_str()).collect();
     if !missing.is_empty() {
         return Err(fault(anyhow!("entries listed in the manifest are missing: {}", missing.join(", "))));
     }

@@ -28,7 +28,8 @@ pub async fn handle(config: &FunctionConfig, event: Value) -> Result<Value> {
                 ],
             );
             for (name, b) in &summary.backends {
-                let records = b.stats.get("keys").or(b.stats.get("entities")).or(b.stats.get("vectors")).or(b.stats.get("files"));
+                let records =
+                    b.stats.get("keys").or(b.stats.get("entities")).or(b.stats.get("vectors")).or(b.stats.get("files"));
                 emit_metrics(&ns, &[("Backend", name)], &[("Records", "Count", records.copied().unwrap_or(0) as f64)]);
             }
             let mut out = serde_json::to_value(&summary)?;

@@ -48,7 +48,11 @@ pub fn parse_backup_event(event: &Value) -> Result<BackupRequest> {
             bail!("the backup function takes scheduled events, not {:?} from {}", eb.detail_type, eb.source);
         }
         let time = eb.time.context("scheduled event without a time")?;
-        return Ok(BackupRequest { backup_id: Some(BackupId::for_time(time)), backends: Vec::new(), from_schedule: true });
+        return Ok(BackupRequest {
+            backup_id: Some(BackupId::for_time(time)),
+            backends: Vec::new(),
+            from_schedule: true,
+        });
     }
     let direct: DirectBackup = serde_json::from_value(event.clone()).context(
         "malformed backup request: expected an EventBridge scheduled event or {\"backup_id\"?, \"backends\"?, \"scheduled_time\"?}",
@@ -79,7 +83,10 @@ pub fn parse_restore_event(event: &Value) -> Result<RestoreRequest> {
     if event.get("detail-type").is_some() {
         let eb: EventBridge = serde_json::from_value(event.clone()).context("malformed EventBridge event")?;
         if eb.source != "aws.s3" || eb.detail_type != "Object Tags Added" {
-            return Ok(RestoreRequest::Ignore(format!("{:?} from {} is not a restore trigger", eb.detail_type, eb.source)));
+            return Ok(RestoreRequest::Ignore(format!(
+                "{:?} from {} is not a restore trigger",
+                eb.detail_type, eb.source
+            )));
         }
         let bucket = eb.detail.pointer("/bucket/name").and_then(Value::as_str);
         let key = eb.detail.pointer("/object/key").and_then(Value::as_str);

@@ -63,7 +63,12 @@ fn ignored(id: Option<&BackupId>, reason: &str) -> Value {
     json!({ "status": "ignored", "backup_id": id, "reason": reason })
 }
 
-async fn restore_locked(config: &FunctionConfig, store: Arc<dyn ObjectStore>, id: &BackupId, from_tag: bool) -> Result<Value> {
+async fn restore_locked(
+    config: &FunctionConfig,
+    store: Arc<dyn ObjectStore>,
+    id: &BackupId,
+    from_tag: bool,
+) -> Result<Value> {
     let tag_key = &config.restore_tag_key;
     let mut tags = store.get_tags(&id.archive_key()).await.unwrap_or_default();
     // Checked again under the lock: a run that finished just before us has changed it.
@@ -76,7 +81,10 @@ async fn restore_locked(config: &FunctionConfig, store: Arc<dyn ObjectStore>, id
     };
     let tagging = from_tag || store.url().starts_with("s3://");
     if tagging {
-        store.put_tags(&id.archive_key(), &set_tag(RUNNING, &mut tags)).await.context("marking the archive as restoring")?;
+        store
+            .put_tags(&id.archive_key(), &set_tag(RUNNING, &mut tags))
+            .await
+            .context("marking the archive as restoring")?;
     }
     let started_at = Utc::now();
     let restorers = config.backends.restorers(&config.restore);
@@ -90,9 +98,15 @@ async fn restore_locked(config: &FunctionConfig, store: Arc<dyn ObjectStore>, id
     report["started_at"] = json!(started_at);
     report["finished_at"] = json!(Utc::now());
     report["trigger"] = json!(if from_tag { "tag" } else { "invoke" });
-    store.put(&id.report_key(), Bytes::from(serde_json::to_vec_pretty(&report)?)).await.context("writing the restore report")?;
+    store
+        .put(&id.report_key(), Bytes::from(serde_json::to_vec_pretty(&report)?))
+        .await
+        .context("writing the restore report")?;
     if tagging {
-        store.put_tags(&id.archive_key(), &set_tag(status, &mut tags)).await.context("marking the archive's restore status")?;
+        store
+            .put_tags(&id.archive_key(), &set_tag(status, &mut tags))
+            .await
+            .context("marking the archive's restore status")?;
     }
     let ns = metrics_namespace();
     match result {

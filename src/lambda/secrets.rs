@@ -21,7 +21,11 @@ async fn fetch(variable: &str, field: &str) -> Result<Option<String>> {
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
-        .with_context(|| format!("reading secret {arn} (from {variable}); the function's role needs secretsmanager:GetSecretValue on it"))?;
+        .with_context(|| {
+            format!(
+                "reading secret {arn} (from {variable}); the function's role needs secretsmanager:GetSecretValue on it"
+            )
+        })?;
     let value = out.secret_string().with_context(|| format!("secret {arn} has no string value"))?;
     Ok(Some(secret_field(value, field)))
 }

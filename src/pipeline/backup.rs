@@ -38,7 +38,13 @@ pub struct BackupOptions {
 
 impl Default for BackupOptions {
     fn default() -> Self {
-        BackupOptions { id: None, compression_level: 1, part_bytes: 8 << 20, config: serde_json::Value::Null, progress: false }
+        BackupOptions {
+            id: None,
+            compression_level: 1,
+            part_bytes: 8 << 20,
+            config: serde_json::Value::Null,
+            progress: false,
+        }
     }
 }
 
@@ -170,7 +176,12 @@ async fn produce_archive(
     archive.append_json(HEADER_PATH, &header).await?;
     let config = serde_json::to_vec_pretty(&options.config)?;
     archive
-        .append(PendingEntry { path: "config/ngbak.json".into(), backend: "config".into(), records: 0, body: EntryBody::Bytes(config.into()) })
+        .append(PendingEntry {
+            path: "config/ngbak.json".into(),
+            backend: "config".into(),
+            records: 0,
+            body: EntryBody::Bytes(config.into()),
+        })
         .await?;
 
     let (entries_tx, mut entries_rx) = mpsc::channel::<PendingEntry>(2);

@@ -32,8 +32,8 @@ pub async fn load_sidecar(store: &dyn ObjectStore, id: &BackupId) -> Result<Side
             bail!("no backup {id} in {} (run `ngbak list` to see the backups there)", store.url());
         }
     };
-    let sidecar: Sidecar =
-        serde_json::from_slice(&bytes).with_context(|| format!("the sidecar {} is not a valid ngbak manifest", id.sidecar_key()))?;
+    let sidecar: Sidecar = serde_json::from_slice(&bytes)
+        .with_context(|| format!("the sidecar {} is not a valid ngbak manifest", id.sidecar_key()))?;
     if &sidecar.manifest.backup_id != id || sidecar.archive.key != id.archive_key() {
         bail!("the sidecar {} describes backup {}, not {id}", id.sidecar_key(), sidecar.manifest.backup_id);
     }
@@ -57,7 +57,8 @@ pub async fn verify(store: &dyn ObjectStore, id: &BackupId) -> Result<(Sidecar, 
     let sidecar = load_sidecar(store, id).await?;
     let object = store.get(&id.archive_key(), None).await?;
     let etag = object.meta.etag.clone();
-    let ReadReport { entries, archive_bytes, archive_sha256 } = read_archive(object.body, &sidecar, &mut CheckOnly).await?;
+    let ReadReport { entries, archive_bytes, archive_sha256 } =
+        read_archive(object.body, &sidecar, &mut CheckOnly).await?;
     let report = VerifyReport { backup_id: id.clone(), ok: true, entries, archive_bytes, archive_sha256, etag };
     Ok((sidecar, report))
 }
@@ -140,11 +141,14 @@ pub async fn run_restore(
     let mut backends = BTreeMap::new();
     for r in &restorers {
         let expected = manifest.backends[r.name()].stats.clone();
-        backends.insert(r.name().to_string(), BackendReport { target: r.target(), expected, restored: BTreeMap::new() });
+        backends
+            .insert(r.name().to_string(), BackendReport { target: r.target(), expected, restored: BTreeMap::new() });
     }
     if !options.dry_run {
         for r in restorers.iter_mut() {
-            r.prepare(&manifest.backends[r.name()]).await.with_context(|| format!("preparing {} for restore", r.name()))?;
+            r.prepare(&manifest.backends[r.name()])
+                .await
+                .with_context(|| format!("preparing {} for restore", r.name()))?;
         }
         let object = store.get(&id.archive_key(), etag.as_deref()).await.context("re-reading the verified archive")?;
         let mut dispatch = Dispatch { restorers: &mut restorers };
@@ -185,7 +189,9 @@ struct Dispatch<'a> {
 impl EntryVisitor for Dispatch<'_> {
     async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
         if let Some(r) = self.restorers.iter_mut().find(|r| r.name() == record.backend) {
-            r.restore_entry(record, body).await.with_context(|| format!("restoring {} into {}", record.path, r.name()))?;
+            r.restore_entry(record, body)
+                .await
+                .with_context(|| format!("restoring {} into {}", record.path, r.name()))?;
         }
         Ok(())
     }

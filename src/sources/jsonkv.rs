@@ -147,7 +147,9 @@ fn count_graphml(mut reader: impl std::io::Read) -> Result<(u64, u64)> {
             return Ok((nodes, edges));
         }
         carry.extend_from_slice(&block[..n]);
-        let tag_at = |w: &[u8], tag: &[u8]| w.starts_with(tag) && matches!(w.get(tag.len()), Some(b' ' | b'>' | b'/' | b'\t' | b'\n' | b'\r'));
+        let tag_at = |w: &[u8], tag: &[u8]| {
+            w.starts_with(tag) && matches!(w.get(tag.len()), Some(b' ' | b'>' | b'/' | b'\t' | b'\n' | b'\r'))
+        };
         let scan_end = carry.len().saturating_sub(6);
         for i in 0..scan_end {
             if carry[i] == b'<' {
@@ -169,8 +171,14 @@ impl WorkdirExporter {
     }
 }
 
-/// The known files of a working directory, sorted by name.
-fn known_files(dir: &Path) -> Result<(Vec<(String, FileKind)>, Vec<String>)> {
+/// The files of a working directory that ngbak knows (name and kind), and the names of the others,
+/// sorted by name.
+struct Listing {
+    known: Vec<(String, FileKind)>,
+    other: Vec<String>,
+}
+
+fn known_files(dir: &Path) -> Result<Listing> {
     let mut known = Vec::new();
     let mut other = Vec::new();
     let listing = std::fs::read_dir(dir)
@@ -185,7 +193,7 @@ fn known_files(dir: &Path) -> Result<(Vec<(String, FileKind)>, Vec<String>)> {
     }
     known.sort_by(|a, b| a.0.cmp(&b.0));
     other.sort();
-    Ok((known, other))
+    Ok(Listing { known, other })
 }
 
 #[async_trait]
@@ -200,7 +208,7 @@ impl Exporter for WorkdirExporter {
 
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest> {
         let dir = self.dir.clone();
-        let (files, skipped) = tokio::task::spawn_blocking(move || known_files(&dir)).await??;
+        let Listing { known: files, other: skipped } = tokio::task::spawn_blocking(move || known_files(&dir)).await??;
         let mut manifest = BackendManifest { kind: "kv".into(), ..Default::default() };
         for (name, kind) in &files {
             let path = self.dir.join(name);
@@ -219,7 +227,9 @@ impl Exporter for WorkdirExporter {
             let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
             let size = file.metadata().await?.len();
             let records = match kind {
-                FileKind::Kv(ns) => manifest.stats.get(namespace_stat(ns).unwrap_or("documents_other")).copied().unwrap_or(0),
+                FileKind::Kv(ns) => {
+                    manifest.stats.get(namespace_stat(ns).unwrap_or("documents_other")).copied().unwrap_or(0)
+                }
                 _ => 0,
             };
             let entry_path = format!("{}/{name}", kind.folder());
@@ -265,7 +275,9 @@ impl Restorer for WorkdirRestorer {
 
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
         let name = entry.path.rsplit('/').next().unwrap_or_default().to_string();
-        let Some(kind) = FileKind::of(&name).filter(|k| plain_name(&name) && entry.path == format!("{}/{name}", k.folder())) else {
+        let Some(kind) =
+            FileKind::of(&name).filter(|k| plain_name(&name) && entry.path == format!("{}/{name}", k.folder()))
+        else {
             bail!("entry {} is not a nano-graphrag working-directory file", entry.path);
         };
         let target = self.dir.join(&name);
@@ -281,7 +293,9 @@ impl Restorer for WorkdirRestorer {
                 *self.stats.entry(k).or_default() += v;
             }
         }
-        tokio::fs::rename(&temp, &target).await.with_context(|| format!("moving the restored file to {}", target.display()))?;
+        tokio::fs::rename(&temp, &target)
+            .await
+            .with_context(|| format!("moving the restored file to {}", target.display()))?;
         tokio::fs::File::open(&self.dir).await?.sync_all().await?;
         self.written.insert(name);
         Ok(())
@@ -290,7 +304,7 @@ impl Restorer for WorkdirRestorer {
     async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {
         if self.mode == RestoreMode::Replace {
             let dir = self.dir.clone();
-            let (present, _) = tokio::task::spawn_blocking(move || known_files(&dir)).await??;
+            let present = tokio::task::spawn_blocking(move || known_files(&dir)).await??.known;
             for (name, _) in present.into_iter().filter(|(n, _)| !self.written.contains(n)) {
                 tokio::fs::remove_file(self.dir.join(&name)).await?;
                 tracing::info!(file = %name, "replace mode: removed a file the archive does not hold");
@@ -343,7 +357,8 @@ mod tests {
         std::fs::write(&kv, r#"{"a": {"content": "x", "n": [1,2]}, "b": {}, "c": {"k": {"z": 1}}}"#).unwrap();
         assert_eq!(count_file(&kv, &FileKind::Kv("text_chunks".into())).unwrap()["chunks"], 3);
         let vdb = dir.path().join("vdb_entities.json");
-        std::fs::write(&vdb, r#"{"embedding_dim": 2, "data": [{"__id__": "a"}, {"__id__": "b"}], "matrix": "AAAA"}"#).unwrap();
+        std::fs::write(&vdb, r#"{"embedding_dim": 2, "data": [{"__id__": "a"}, {"__id__": "b"}], "matrix": "AAAA"}"#)
+            .unwrap();
         assert_eq!(count_file(&vdb, &FileKind::Vectors).unwrap()["vectors"], 2);
         let g = r#"<graphml><graph><node id="a"/><node id="b">x</node><edge source="a" target="b"/><nodes/></graph></graphml>"#;
         assert_eq!(count_graphml(g.as_bytes()).unwrap(), (2, 1));

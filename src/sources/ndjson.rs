@@ -19,7 +19,14 @@ pub struct NdjsonParts<'a> {
 
 impl<'a> NdjsonParts<'a> {
     pub fn new(out: &'a EntrySender, folder: &str) -> Self {
-        NdjsonParts { out, folder: folder.trim_end_matches('/').to_string(), buf: Vec::new(), in_part: 0, parts: 0, total: 0 }
+        NdjsonParts {
+            out,
+            folder: folder.trim_end_matches('/').to_string(),
+            buf: Vec::new(),
+            in_part: 0,
+            parts: 0,
+            total: 0,
+        }
     }
 
     /// Adds one record as one line; sends the part once it reaches the part size.

@@ -72,7 +72,10 @@ pub enum KeyValue {
 pub async fn connect(url: &str) -> Result<MultiplexedConnection> {
     let client = redis::Client::open(url).with_context(|| format!("invalid Redis URL {}", redact_url(url)))?;
     client.get_multiplexed_async_connection().await.with_context(|| {
-        format!("cannot connect to Redis at {}: is it running and reachable, and is the password right?", redact_url(url))
+        format!(
+            "cannot connect to Redis at {}: is it running and reachable, and is the password right?",
+            redact_url(url)
+        )
     })
 }
 
@@ -218,14 +221,13 @@ async fn read_keys_once(con: &mut MultiplexedConnection, keys: &[Vec<u8>]) -> Re
         }
         let value = match kind.as_str() {
             "string" => KeyValue::String(blob(value)?),
-            "hash" => KeyValue::Hash(pairs(value)?.into_iter().map(|(f, v)| Ok((blob(f)?, blob(v)?))).collect::<Result<_>>()?),
+            "hash" => {
+                KeyValue::Hash(pairs(value)?.into_iter().map(|(f, v)| Ok((blob(f)?, blob(v)?))).collect::<Result<_>>()?)
+            }
             "list" => KeyValue::List(items(value)?.into_iter().map(blob).collect::<Result<_>>()?),
             "set" => KeyValue::Set(items(value)?.into_iter().map(blob).collect::<Result<_>>()?),
             "zset" => KeyValue::Zset(
-                pairs(value)?
-                    .into_iter()
-                    .map(|(m, s)| Ok((blob(m)?, score(s)?)))
-                    .collect::<Result<_>>()?,
+                pairs(value)?.into_iter().map(|(m, s)| Ok((blob(m)?, score(s)?))).collect::<Result<_>>()?,
             ),
             _ => KeyValue::Dump(blob(value)?),
         };
@@ -249,16 +251,20 @@ fn items(v: Value) -> Result<Vec<Value>> {
 fn pairs(v: Value) -> Result<Vec<(Value, Value)>> {
     match v {
         Value::Map(pairs) => Ok(pairs),
-        Value::Array(items) if items.iter().all(|i| matches!(i, Value::Array(p) if p.len() == 2)) && !items.is_empty() => items
-            .into_iter()
-            .map(|i| match i {
-                Value::Array(mut p) => {
-                    let b = p.pop().expect("two");
-                    Ok((p.pop().expect("two"), b))
-                }
-                _ => unreachable!(),
-            })
-            .collect(),
+        Value::Array(items)
+            if items.iter().all(|i| matches!(i, Value::Array(p) if p.len() == 2)) && !items.is_empty() =>
+        {
+            items
+                .into_iter()
+                .map(|i| match i {
+                    Value::Array(mut p) => {
+                        let b = p.pop().expect("two");
+                        Ok((p.pop().expect("two"), b))
+                    }
+                    _ => unreachable!(),
+                })
+                .collect()
+        }
         Value::Array(items) if items.len() % 2 == 0 => {
             let mut it = items.into_iter();
             let mut out = Vec::new();
@@ -289,7 +295,14 @@ pub struct RedisRestorer {
 
 impl RedisRestorer {
     pub fn new(url: &str, patterns: &[String], mode: RestoreMode) -> Self {
-        RedisRestorer { url: url.to_string(), patterns: patterns.to_vec(), mode, con: None, keys: 0, stats: BTreeMap::new() }
+        RedisRestorer {
+            url: url.to_string(),
+            patterns: patterns.to_vec(),
+            mode,
+            con: None,
+            keys: 0,
+            stats: BTreeMap::new(),
+        }
     }
 
     fn con(&mut self) -> Result<&mut MultiplexedConnection> {
@@ -370,7 +383,11 @@ impl Restorer for RedisRestorer {
             let mut deleted = 0u64;
             let mut scanner = Scanner::new(&self.patterns);
             while let Some(keys) = scanner.next_batch(&mut con).await? {
-                let n: u64 = redis::cmd("UNLINK").arg(keys).query_async(&mut con).await.context("clearing keys before replace")?;
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(keys)
+                    .query_async(&mut con)
+                    .await
+                    .context("clearing keys before replace")?;
                 deleted += n;
             }
             tracing::info!(deleted, patterns = ?self.patterns, "replace mode: cleared Redis keys before restore");
@@ -383,7 +400,9 @@ impl Restorer for RedisRestorer {
         let mut batch = Vec::new();
         let mut records = Vec::new();
         for_each_line(body, |line| {
-            records.push(serde_json::from_slice::<KeyRecord>(line).with_context(|| format!("bad record in {}", entry.path))?);
+            records.push(
+                serde_json::from_slice::<KeyRecord>(line).with_context(|| format!("bad record in {}", entry.path))?,
+            );
             Ok(())
         })
         .await?;

@@ -43,7 +43,8 @@ fn meta_of(key: &str, m: &std::fs::Metadata) -> ObjectMeta {
 }
 
 async fn write_durably(path: &Path, body: &[u8], create_new: bool) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).create(true).create_new(create_new).truncate(!create_new).open(path).await?;
+    let mut f =
+        fs::OpenOptions::new().write(true).create(true).create_new(create_new).truncate(!create_new).open(path).await?;
     f.write_all(body).await?;
     f.sync_all().await
 }
@@ -127,7 +128,8 @@ impl ObjectStore for LocalStore {
     }
 
     async fn presign_get(&self, key: &str, _expires: Duration) -> Result<String> {
-        let path = fs::canonicalize(self.path(key)?).await.with_context(|| format!("no object {key} in {}", self.url()))?;
+        let path =
+            fs::canonicalize(self.path(key)?).await.with_context(|| format!("no object {key} in {}", self.url()))?;
         Ok(format!("file://{}", path.display()))
     }
 

@@ -35,7 +35,12 @@ pub struct Held {
 }
 
 /// Tries to take the lock at `key` for `ttl`. An expired lock is removed and taken over.
-pub async fn acquire(store: Arc<dyn ObjectStore>, key: &str, holder: &str, ttl: Duration) -> Result<Result<Lock, Held>> {
+pub async fn acquire(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Result<Lock, Held>> {
     let token = uuid::Uuid::new_v4().to_string();
     for _ in 0..2 {
         let now = Utc::now();

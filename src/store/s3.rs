@@ -118,7 +118,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<()> {
-        let mut req = self.client.put_object().bucket(&self.bucket).key(self.full_key(key)).body(ByteStream::from(body));
+        let mut req =
+            self.client.put_object().bucket(&self.bucket).key(self.full_key(key)).body(ByteStream::from(body));
         if let Some(k) = &self.kms_key_id {
             req = req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k);
         }
@@ -200,13 +201,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(self.full_key(prefix))
-            .into_paginator()
-            .send();
+        let mut pages =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(self.full_key(prefix)).into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.fail("ListObjectsV2", prefix, e))?;
@@ -251,10 +247,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> Result<()> {
-        let tag_set = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<Vec<_>, _>>()?;
+        let tag_set =
+            tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect::<Result<Vec<_>, _>>()?;
         let tagging = Tagging::builder().set_tag_set(Some(tag_set)).build()?;
         self.client
             .put_object_tagging()
@@ -345,7 +339,8 @@ impl S3Upload {
         let (bucket, key) = (self.bucket.clone(), self.key.clone());
         self.in_flight.spawn(async move {
             let out = req.send().await.map_err(|e| s3_error(&format!("UploadPart {number}"), &bucket, &key, e))?;
-            let part = CompletedPart::builder().part_number(number as i32).set_e_tag(out.e_tag().map(str::to_string)).build();
+            let part =
+                CompletedPart::builder().part_number(number as i32).set_e_tag(out.e_tag().map(str::to_string)).build();
             Ok((part, len))
         });
     }
