@@ -4,6 +4,7 @@
 use crate::pipeline::backup::BackupOptions;
 use crate::pipeline::restore::RestoreOptions;
 use crate::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
+use crate::sources::neo4j::{Neo4jExporter, Neo4jRestorer, Neo4jSettings};
 use crate::sources::redis::{RedisExporter, RedisRestorer};
 use crate::sources::{redact_url, Exporter, RestoreMode, Restorer};
 use crate::store::{self, ObjectStore, S3Options};
@@ -52,6 +53,25 @@ pub struct BackendArgs {
     /// nano-graphrag working directory (kv_store_*.json, *.graphml, vdb_*.json).
     #[arg(long, env = "NGBAK_KV_DIR")]
     pub kv_dir: Option<PathBuf>,
+    /// Neo4j (or another Bolt graph database), e.g. bolt://graph:7687 or neo4j+s://….
+    #[arg(long, env = "NEO4J_URI")]
+    pub neo4j_uri: Option<String>,
+    #[arg(long, env = "NEO4J_USERNAME", default_value = "neo4j")]
+    pub neo4j_user: String,
+    #[arg(long, env = "NEO4J_PASSWORD", hide_env_values = true)]
+    pub neo4j_password: Option<String>,
+    #[arg(long, env = "NEO4J_DATABASE", default_value = "neo4j")]
+    pub neo4j_database: String,
+    /// The namespace label that scopes the graph backup (nano-graphrag: GraphRAG_<namespace>);
+    /// unset means the whole database.
+    #[arg(long, env = "NEO4J_GRAPH_NAMESPACE")]
+    pub neo4j_label: Option<String>,
+    /// Rows per batched graph write (one transaction each).
+    #[arg(long, env = "NGBAK_GRAPH_BATCH_SIZE", default_value_t = 1000)]
+    pub graph_batch_size: usize,
+    /// The unique node property that `--graph-mode merge` matches on.
+    #[arg(long, env = "NGBAK_GRAPH_MERGE_KEY", default_value = "id")]
+    pub graph_merge_key: String,
 }
 
 impl BackendArgs {
@@ -63,6 +83,20 @@ impl BackendArgs {
         } else {
             p
         }
+    }
+
+    /// The graph settings, when a graph is configured.
+    pub fn neo4j(&self, mode: RestoreMode) -> Option<Neo4jSettings> {
+        Some(Neo4jSettings {
+            uri: set(&self.neo4j_uri)?.to_string(),
+            user: self.neo4j_user.clone(),
+            password: set(&self.neo4j_password).unwrap_or_default().to_string(),
+            database: self.neo4j_database.clone(),
+            label: set(&self.neo4j_label).map(str::to_string),
+            batch_size: self.graph_batch_size,
+            mode,
+            merge_key: self.graph_merge_key.clone(),
+        })
     }
 
     fn kv_dir(&self) -> Option<&PathBuf> {
@@ -77,6 +111,9 @@ impl BackendArgs {
         }
         if let Some(dir) = self.kv_dir() {
             out.push(Box::new(WorkdirExporter::new(dir)));
+        }
+        if let Some(graph) = self.neo4j(RestoreMode::Merge) {
+            out.push(Box::new(Neo4jExporter::new(graph)));
         }
         if !only.is_empty() {
             for name in only {
@@ -98,6 +135,9 @@ impl BackendArgs {
         if let Some(dir) = self.kv_dir() {
             out.push(Box::new(WorkdirRestorer::new(dir, modes.kv_mode)));
         }
+        if let Some(graph) = self.neo4j(modes.graph_mode) {
+            out.push(Box::new(Neo4jRestorer::new(graph)));
+        }
         out
     }
 
@@ -107,6 +147,9 @@ impl BackendArgs {
             "redis_url": set(&self.redis_url).map(redact_url),
             "redis_patterns": self.patterns(),
             "kv_dir": self.kv_dir(),
+            "neo4j": self.neo4j(RestoreMode::Merge).map(|g| serde_json::json!({
+                "uri": redact_url(&g.uri), "user": g.user, "database": g.database, "label": g.label,
+            })),
         })
     }
 }
@@ -138,6 +181,9 @@ pub struct RestoreArgs {
     /// Key-value restore mode: merge (upsert) or replace (also delete what the archive lacks).
     #[arg(long, env = "NGBAK_KV_MODE", value_enum, default_value_t = RestoreMode::Merge)]
     pub kv_mode: RestoreMode,
+    /// Graph restore mode: merge (idempotent, on --graph-merge-key) or replace (clear the scope first).
+    #[arg(long, env = "NGBAK_GRAPH_MODE", value_enum, default_value_t = RestoreMode::Merge)]
+    pub graph_mode: RestoreMode,
     /// Restore only these backends (comma-separated: redis, jsonkv, neo4j, qdrant).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,

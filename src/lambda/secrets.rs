@@ -8,6 +8,9 @@ pub async fn resolve(backends: &mut BackendArgs) -> Result<()> {
     if let Some(url) = fetch("REDIS_URL_SECRET_ARN", "url").await? {
         backends.redis_url = Some(url);
     }
+    if let Some(password) = fetch("NEO4J_PASSWORD_SECRET_ARN", "password").await? {
+        backends.neo4j_password = Some(password);
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 pub mod jsonkv;
 pub mod ndjson;
+pub mod neo4j;
 pub mod redis;
 
 use crate::archive::{BackendManifest, EntryBody, EntryRecord, PendingEntry};

@@ -241,3 +241,65 @@ pub async fn pending_uploads(bucket: &str) -> Vec<String> {
     let out = s3_client().await.list_multipart_uploads().bucket(bucket).send().await.unwrap();
     out.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect()
 }
+
+/// Settings for the Bolt test server (ArcadeDB here; a real Neo4j when NGBAK_TEST_BOLT_URI points
+/// at one), scoped to `label`.
+pub fn bolt_settings(label: &str, mode: ngbak::sources::RestoreMode) -> ngbak::sources::neo4j::Neo4jSettings {
+    ngbak::sources::neo4j::Neo4jSettings {
+        uri: required("NGBAK_TEST_BOLT_URI"),
+        user: std::env::var("NGBAK_TEST_BOLT_USER").unwrap_or_else(|_| "neo4j".into()),
+        password: required("NGBAK_TEST_BOLT_PASSWORD"),
+        database: std::env::var("NGBAK_TEST_BOLT_DATABASE").unwrap_or_else(|_| "neo4j".into()),
+        label: Some(label.to_string()),
+        batch_size: 500,
+        mode,
+        merge_key: "id".into(),
+    }
+}
+
+pub async fn bolt_graph() -> neo4rs::Graph {
+    let s = bolt_settings("unused", ngbak::sources::RestoreMode::Merge);
+    let config = neo4rs::ConfigBuilder::default()
+        .uri(&s.uri)
+        .user(&s.user)
+        .password(&s.password)
+        .db(s.database.as_str())
+        .build()
+        .unwrap();
+    neo4rs::Graph::connect(config).unwrap()
+}
+
+/// A TCP proxy that forwards to `target` until `limit` bytes have come back from it, then
+/// cuts every connection: a database going away in the middle of a result stream.
+pub async fn cutting_proxy(target: String, limit: u64) -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let passed = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
+            let passed = passed.clone();
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let n = match sr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if passed.fetch_add(n as u64, Ordering::SeqCst) + n as u64 > limit
+                        || cw.write_all(&buf[..n]).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    port
+}
