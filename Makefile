@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEMO := .run/demo
 SAMPLE := tests/fixtures/nano-graphrag-workdir
 
-.PHONY: help demo test lint bench build release clean-run servers-up servers-down
+.PHONY: help demo test lint bench build release servers-up servers-down lambda-build lambda-watch lambda-invoke-backup lambda-invoke-restore lambda-loop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -21,13 +21,38 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 test: ## the whole test suite against real Redis, LocalStack and ArcadeDB (installed and started here)
 	tests/servers/with-servers.sh $(CARGO) test --locked
 
-lint: ## formatting and clippy, warnings as errors
+lint: ## formatting, clippy (warnings as errors), the SAM template, shell scripts
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	tests/servers/install.sh --with-deploy-tools
+	infra/check.sh
+	bash -n tests/servers/*.sh infra/*.sh localstack/*.sh
+	python3 -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 2>/dev/null || .tools/pytools/bin/python -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 
 
 bench: ## throughput, peak RSS and the gzip -1 baseline at two data sizes, through S3
 	$(CARGO) build --locked --release --bin ngbak
-	tests/servers/with-servers.sh --servers "redis s3" python3 tests/bench/bench.py
+	tests/servers/install.sh --with-bench
+	tests/servers/with-servers.sh .tools/bench/bin/python tests/bench/bench.py
+
+LAMBDA_PATH := PATH=$(CURDIR)/.tools/pytools/bin:$$PATH
+EVENT ?= events/object-tags-added.json
+
+lambda-build: ## build both functions for Lambda (arm64, provided.al2023) into target/lambda/*/bootstrap.zip
+	tests/servers/install.sh --with-deploy-tools
+	$(LAMBDA_PATH) cargo lambda build --release --arm64 --output-format zip
+
+lambda-watch: ## serve both functions locally on 127.0.0.1:9000 (set NGBAK_STORE, REDIS_URL … first)
+	tests/servers/install.sh --with-deploy-tools
+	$(LAMBDA_PATH) cargo lambda watch -A 127.0.0.1
+
+lambda-invoke-backup: ## invoke the watched backup function with events/scheduled.json
+	$(LAMBDA_PATH) cargo lambda invoke -A 127.0.0.1 ngbak-backup --data-file events/scheduled.json
+
+lambda-invoke-restore: ## invoke the watched restore function with $(EVENT)
+	$(LAMBDA_PATH) cargo lambda invoke -A 127.0.0.1 ngbak-restore --data-file $(EVENT)
+
+lambda-loop: ## the whole event loop end to end against LocalStack in host mode (no Docker)
+	tests/servers/with-servers.sh --servers "redis s3" localstack/loop.sh
 
 build: ## debug build of the CLI and both Lambda functions
 	$(CARGO) build --locked

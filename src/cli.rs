@@ -2,6 +2,7 @@
 
 use crate::config::{BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
 use crate::id::BackupId;
+use crate::pipeline::retention::{self, KeepPolicy};
 use crate::pipeline::{backup, catalog, restore};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -64,6 +65,17 @@ pub enum Command {
     },
     /// Delete a backup (archive and sidecar together).
     Delete { id: BackupId },
+    /// Delete the backups a retention policy does not keep (never the newest one that verifies,
+    /// nor one under an S3 Object Lock).
+    Prune {
+        #[command(flatten)]
+        policy: KeepPolicy,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a time-limited download URL for a backup's archive.
     Presign {
         id: BackupId,
@@ -148,6 +160,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             catalog::delete_backup(store.as_ref(), &id).await?;
             println!("deleted backup {id}");
             Ok(())
+        }
+        Command::Prune { policy, dry_run, json } => {
+            let report = retention::prune(store.as_ref(), &policy, dry_run).await?;
+            emit(json, &report, || {
+                let mut s = String::new();
+                for d in &report.decisions {
+                    let verb = match (d.keep, report.dry_run) {
+                        (true, _) => "keep  ",
+                        (false, true) => "would delete",
+                        (false, false) => "deleted",
+                    };
+                    s += &format!("{verb} {}  {}\n", d.backup_id, d.reasons.join(", "));
+                }
+                s
+            })
         }
         Command::Presign { id, expires } => {
             println!("{}", store.presign_get(&id.archive_key(), Duration::from_secs(expires)).await?);

@@ -3,6 +3,7 @@
 use super::events::parse_backup_event;
 use super::FunctionConfig;
 use crate::pipeline::backup::{run_backup, AlreadyExists};
+use crate::pipeline::retention::{self, prune};
 use crate::telemetry::{emit_metrics, metrics_namespace};
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -16,7 +17,7 @@ pub async fn handle(config: &FunctionConfig, event: Value) -> Result<Value> {
     options.id = request.backup_id.clone();
     let exporters = config.backends.exporters(&request.backends)?;
     let ns = metrics_namespace();
-    match run_backup(store, exporters, options).await {
+    match run_backup(store.clone(), exporters, options).await {
         Ok(summary) => {
             emit_metrics(
                 &ns,
@@ -34,6 +35,16 @@ pub async fn handle(config: &FunctionConfig, event: Value) -> Result<Value> {
             }
             let mut out = serde_json::to_value(&summary)?;
             out["status"] = json!("completed");
+            if config.prune_after_backup {
+                // The backup stands whatever happens here; a failed prune is reported, not fatal.
+                match prune(store.as_ref(), &config.keep, false).await {
+                    Ok(report) => out["prune"] = json!(retention::summary(&report)),
+                    Err(e) => {
+                        tracing::error!("prune after backup failed: {e:#}");
+                        out["prune"] = json!({ "error": format!("{e:#}") });
+                    }
+                }
+            }
             Ok(out)
         }
         Err(e) if request.from_schedule && e.downcast_ref::<AlreadyExists>().is_some() => {

@@ -30,6 +30,12 @@ pub struct FunctionConfig {
     /// The value of that tag that means "restore this archive".
     #[arg(long, env = "NGBAK_RESTORE_TAG_VALUE", default_value = "requested")]
     pub restore_tag_value: String,
+    /// After a successful scheduled backup, prune with the NGBAK_KEEP_* policy.
+    #[arg(long, env = "NGBAK_PRUNE_AFTER_BACKUP", default_value = "false", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub prune_after_backup: bool,
+    #[command(flatten)]
+    pub keep: crate::pipeline::retention::KeepPolicy,
 }
 
 impl FunctionConfig {

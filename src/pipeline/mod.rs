@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod restore;
+pub mod retention;
 
 /// Version stamped into archives.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");

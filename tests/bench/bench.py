@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Backup/restore benchmark for ngbak (run by `make bench`, which starts Redis and the S3 server).
 
-Generates a nano-graphrag-shaped Redis data set at two sizes (default 120 MB and 1.2 GB of
+Generates a nano-graphrag-shaped Redis data set at two sizes (default 300 MB and 3 GB of
 values), backs each up into S3 and restores it with the release `ngbak` binary, and prints
 throughput (MB/s of uncompressed archive content, keys/s), the peak RSS of every run, and the
 ratio against `gzip -1` compressing the same uncompressed bytes, measured in the same go.
-Sizes can be changed with NGBAK_BENCH_SIZES_MB="120,1200".
+Sizes can be changed with NGBAK_BENCH_SIZES_MB="300,3000". With a Bolt server it then runs the
+graph benchmark in graph.py (NGBAK_BENCH_GRAPH_NODES, 0 to skip).
 """
 import json
 import os
@@ -88,7 +89,7 @@ def load(total_mb):
 
 
 def main():
-    sizes = [int(s) for s in os.environ.get("NGBAK_BENCH_SIZES_MB", "120,1200").split(",")]
+    sizes = [int(s) for s in os.environ.get("NGBAK_BENCH_SIZES_MB", "300,3000").split(",")]
     os.makedirs(WORK, exist_ok=True)
     bucket = f"ngbak-bench-{int(time.time())}"
     urllib.request.urlopen(urllib.request.Request(f"{S3}/{bucket}", method="PUT"))
@@ -140,6 +141,10 @@ def main():
               f"backup {large['b_rss'] / small['b_rss']:.2f}x, restore {large['r_rss'] / small['r_rss']:.2f}x")
     print("(MB/s is uncompressed archive content per wall-clock second; restore reads the archive twice: "
           "verify, then write)")
+    if os.environ.get("NGBAK_TEST_BOLT_URI") and os.environ.get("NGBAK_BENCH_GRAPH_NODES", "1") != "0":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import graph
+        graph.bench(run, NGBAK, store)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 # Installs what the integration tests need, into the project's .tools/ (idempotent; a no-op when
 # everything is there): Debian's redis-server, LocalStack (S3, EventBridge, SQS) in host mode,
 # and ArcadeDB (a Bolt graph database) from PyPI. `--with-deploy-tools` adds cfn-lint, the SAM
-# CLI and cargo-lambda for the infra checks.
+# CLI and cargo-lambda for the infra checks; `--with-bench` the neo4j driver for `make bench`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TOOLS=.tools
@@ -52,10 +52,16 @@ if [ ! -f "$TOOLS/arcadedb/.ready" ]; then
   touch "$TOOLS/arcadedb/.ready"
 fi
 
-if [ "${1:-}" = "--with-deploy-tools" ] && [ ! -f "$TOOLS/pytools/.ready" ]; then
+if [[ " $* " == *" --with-deploy-tools "* ]] && [ ! -f "$TOOLS/pytools/.ready" ]; then
   step "cfn-lint, aws-sam-cli, cargo-lambda (pip)"
   "$UV" venv -q -p 3.11 "$TOOLS/pytools" 2>/dev/null || python3 -m venv "$TOOLS/pytools"
-  VIRTUAL_ENV="$TOOLS/pytools" "$UV" pip install -q cfn-lint==1.41.0 aws-sam-cli==1.146.0 cargo-lambda==1.9.2
+  VIRTUAL_ENV="$TOOLS/pytools" "$UV" pip install -q aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2
   touch "$TOOLS/pytools/.ready"
+fi
+if [[ " $* " == *" --with-bench "* ]] && [ ! -f "$TOOLS/bench/.ready" ]; then
+  step "neo4j Python driver for the graph benchmark (pip)"
+  "$UV" venv -q "$TOOLS/bench"
+  VIRTUAL_ENV="$TOOLS/bench" "$UV" pip install -q neo4j==5.28.2
+  touch "$TOOLS/bench/.ready"
 fi
 step "done"

@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 servers="redis s3 bolt"
 if [ "${1:-}" = "--servers" ]; then servers=$2; shift 2; fi
-"$here/install.sh"
+"$here/install.sh" --with-deploy-tools
 "$here/stop.sh"
 trap '"$here/stop.sh"' EXIT INT TERM
 # shellcheck disable=SC2086
