@@ -154,7 +154,10 @@ async fn a_nano_graphrag_graph_round_trips_through_s3_property_by_property() {
         .unwrap();
     assert_eq!(snapshot(&graph, &label).await, before);
     let leftovers: i64 = {
-        let mut r = graph.execute(query("MATCH (n:__NgbakImport) RETURN count(n) AS c")).await.unwrap();
+        let q = format!(
+            "MATCH (n) WHERE n:__NgbakImport OR (n:`{label}` AND n.__ngbak_src IS NOT NULL) RETURN count(n) AS c"
+        );
+        let mut r = graph.execute(query(&q)).await.unwrap();
         r.next().await.unwrap().unwrap().get("c").unwrap()
     };
     assert_eq!(leftovers, 0, "the temporary import key was left behind");

@@ -1,5 +1,9 @@
 //! The backup Lambda function (`cargo lambda invoke ngbak-backup --data-file events/scheduled.json`).
 
+/// See Cargo.toml: keeps peak memory flat over long streams of large buffers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 #[tokio::main]

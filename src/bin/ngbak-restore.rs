@@ -1,5 +1,9 @@
 //! The restore Lambda function (`cargo lambda invoke ngbak-restore --data-file events/object-tags-added.json`).
 
+/// See Cargo.toml: keeps peak memory flat over long streams of large buffers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

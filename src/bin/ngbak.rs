@@ -1,5 +1,9 @@
 //! `ngbak`: the command line.
 
+/// See Cargo.toml: keeps peak memory flat over long streams of large buffers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 #[tokio::main]

@@ -89,7 +89,7 @@ def load(total_mb):
 
 
 def main():
-    sizes = [int(s) for s in os.environ.get("NGBAK_BENCH_SIZES_MB", "300,3000").split(",")]
+    sizes = [int(s) for s in os.environ.get("NGBAK_BENCH_SIZES_MB", "300,3000").split(",") if s]
     os.makedirs(WORK, exist_ok=True)
     bucket = f"ngbak-bench-{int(time.time())}"
     urllib.request.urlopen(urllib.request.Request(f"{S3}/{bucket}", method="PUT"))
@@ -125,6 +125,15 @@ def main():
         os.remove(archive)
 
     print()
+    if rows:
+        print_kv(rows)
+    if os.environ.get("NGBAK_TEST_BOLT_URI") and os.environ.get("NGBAK_BENCH_GRAPH_NODES", "1") != "0":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import graph
+        graph.bench(run, NGBAK, store)
+
+
+def print_kv(rows):
     print(f"{'data':>8} {'keys':>9} {'tar MB':>8} {'ngbak MB':>9} {'gzip-1 MB':>9} | "
           f"{'backup MB/s':>11} {'keys/s':>8} {'RSS MiB':>7} | {'restore MB/s':>12} {'keys/s':>8} {'RSS MiB':>7} | "
           f"{'gzip -1 MB/s':>12} {'RSS MiB':>7} {'backup/gzip':>11}")
@@ -141,10 +150,6 @@ def main():
               f"backup {large['b_rss'] / small['b_rss']:.2f}x, restore {large['r_rss'] / small['r_rss']:.2f}x")
     print("(MB/s is uncompressed archive content per wall-clock second; restore reads the archive twice: "
           "verify, then write)")
-    if os.environ.get("NGBAK_TEST_BOLT_URI") and os.environ.get("NGBAK_BENCH_GRAPH_NODES", "1") != "0":
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import graph
-        graph.bench(run, NGBAK, store)
 
 
 if __name__ == "__main__":

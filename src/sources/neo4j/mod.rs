@@ -4,8 +4,9 @@
 //! Export streams nodes (source id, labels, properties) and then relationships (source id, type,
 //! ends, properties) into NDJSON parts under `graph/`, with `graph/schema.json` first. Restore
 //! writes batched `UNWIND` statements grouped by label set and relationship type; relationships
-//! find their ends through a temporary import key (label `__NgbakImport`, property `__ngbak_src`,
-//! indexed), removed at the end. Any failing statement fails the restore.
+//! find their ends through a temporary import key: the indexed property `__ngbak_src` on the
+//! scope label (or, for a whole-database restore, on an extra label `__NgbakImport`), removed at
+//! the end. Any failing statement fails the restore.
 
 pub mod cypher;
 pub mod value;
@@ -302,6 +303,22 @@ impl Neo4jRestorer {
         self.graph.as_ref().ok_or_else(|| anyhow!("Neo4j restorer used before prepare"))
     }
 
+    /// The label that carries the import key: the scope label every restored node has, or an
+    /// extra temporary label for a whole-database restore. (Adding and removing a label is far
+    /// costlier than a property on some servers: ArcadeDB changes the vertex's type.)
+    fn anchor(&self) -> &str {
+        self.settings.label.as_deref().unwrap_or(IMPORT_LABEL)
+    }
+
+    /// The extra labels every restored node gets.
+    fn extra_labels(&self) -> Vec<String> {
+        if self.settings.label.is_some() {
+            Vec::new()
+        } else {
+            vec![IMPORT_LABEL.to_string()]
+        }
+    }
+
     /// Runs `q` and returns its single `count` column.
     async fn count(&self, q: neo4rs::Query, what: &str) -> Result<i64> {
         let mut rows = self.graph()?.execute(q).await.with_context(|| what.to_string())?;
@@ -328,7 +345,7 @@ impl Neo4jRestorer {
         }
         let n = batch.rows.len();
         let all = cypher::labels(&labels)?;
-        let import = cypher::labels(&[IMPORT_LABEL.to_string()])?;
+        let import = cypher::labels(&self.extra_labels())?;
         let q = match self.settings.mode {
             RestoreMode::Replace => format!(
                 "UNWIND $rows AS row CREATE (n{all}{import}) SET n = row.props, n.{IMPORT_KEY} = row.src RETURN count(n) AS count"
@@ -366,7 +383,7 @@ impl Neo4jRestorer {
             return Ok(());
         }
         let verb = if self.settings.mode == RestoreMode::Merge { "MERGE" } else { "CREATE" };
-        let import = cypher::quote(IMPORT_LABEL)?;
+        let import = cypher::quote(self.anchor())?;
         let q = format!(
             "UNWIND $rows AS row MATCH (a:{import} {{{IMPORT_KEY}: row.start}}) MATCH (b:{import} {{{IMPORT_KEY}: row.end}}) \
              {verb} (a)-[r:{}]->(b) SET r = row.props RETURN count(r) AS count",
@@ -478,7 +495,7 @@ impl Restorer for Neo4jRestorer {
         }
         let index = format!(
             "CREATE INDEX {IMPORT_INDEX} IF NOT EXISTS FOR (n:{}) ON (n.{IMPORT_KEY})",
-            cypher::quote(IMPORT_LABEL)?
+            cypher::quote(self.anchor())?
         );
         self.graph()?.run(query(&index)).await.context("creating the temporary import index")?;
         Ok(())
@@ -552,9 +569,12 @@ impl Restorer for Neo4jRestorer {
         for kind in self.rel_batches.keys().cloned().collect::<Vec<_>>() {
             self.flush_rels(kind).await?;
         }
-        let import = cypher::quote(IMPORT_LABEL)?;
-        let q =
-            format!("MATCH (n:{import}) WITH n LIMIT 10000 REMOVE n:{import}, n.{IMPORT_KEY} RETURN count(n) AS count");
+        let anchor = cypher::quote(self.anchor())?;
+        let remove_label = if self.settings.label.is_some() { String::new() } else { format!("n:{anchor}, ") };
+        let q = format!(
+            "MATCH (n:{anchor}) WHERE n.{IMPORT_KEY} IS NOT NULL WITH n LIMIT 10000 \
+             REMOVE {remove_label}n.{IMPORT_KEY} RETURN count(n) AS count"
+        );
         self.in_chunks(&q, "removing the temporary import key").await?;
         self.graph()?
             .run(query(&format!("DROP INDEX {IMPORT_INDEX} IF EXISTS")))
