@@ -5,6 +5,7 @@ use crate::pipeline::backup::BackupOptions;
 use crate::pipeline::restore::RestoreOptions;
 use crate::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
 use crate::sources::neo4j::{Neo4jExporter, Neo4jRestorer, Neo4jSettings};
+use crate::sources::qdrant::{collection_list, CaptureMode, QdrantExporter, QdrantRestorer, QdrantSettings};
 use crate::sources::redis::{RedisExporter, RedisRestorer};
 use crate::sources::{redact_url, Exporter, RestoreMode, Restorer};
 use crate::store::{self, ObjectStore, S3Options};
@@ -72,6 +73,20 @@ pub struct BackendArgs {
     /// The unique node property that `--graph-mode merge` matches on.
     #[arg(long, env = "NGBAK_GRAPH_MERGE_KEY", default_value = "id")]
     pub graph_merge_key: String,
+    /// Qdrant REST URL, e.g. http://qdrant:6333.
+    #[arg(long, env = "QDRANT_URL")]
+    pub qdrant_url: Option<String>,
+    /// Qdrant gRPC URL (points mode); default: the REST host on port 6334.
+    #[arg(long, env = "QDRANT_GRPC_URL")]
+    pub qdrant_grpc_url: Option<String>,
+    #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
+    pub qdrant_api_key: Option<String>,
+    /// Collections to back up (repeatable, or comma-separated); default all.
+    #[arg(long = "qdrant-collection", env = "NGBAK_QDRANT_COLLECTIONS", value_delimiter = ',')]
+    pub qdrant_collections: Vec<String>,
+    /// snapshot (server snapshots, exact, fastest) or points (portable across versions).
+    #[arg(long, env = "NGBAK_QDRANT_MODE", value_enum, default_value_t = CaptureMode::Snapshot)]
+    pub qdrant_mode: CaptureMode,
 }
 
 impl BackendArgs {
@@ -99,6 +114,20 @@ impl BackendArgs {
         })
     }
 
+    /// The Qdrant settings, when Qdrant is configured.
+    pub fn qdrant(&self, restore: Option<&RestoreArgs>) -> Option<QdrantSettings> {
+        Some(QdrantSettings {
+            url: set(&self.qdrant_url)?.to_string(),
+            grpc_url: set(&self.qdrant_grpc_url).map(str::to_string),
+            api_key: set(&self.qdrant_api_key).map(str::to_string),
+            collections: collection_list(&self.qdrant_collections),
+            mode: self.qdrant_mode,
+            restore_as: restore.and_then(|r| set(&r.restore_as)).map(str::to_string),
+            switch_alias: restore.and_then(|r| set(&r.qdrant_switch_alias)).map(str::to_string),
+            restore_mode: restore.map(|r| r.vector_mode).unwrap_or_default(),
+        })
+    }
+
     fn kv_dir(&self) -> Option<&PathBuf> {
         self.kv_dir.as_ref().filter(|d| !d.as_os_str().is_empty())
     }
@@ -114,6 +143,9 @@ impl BackendArgs {
         }
         if let Some(graph) = self.neo4j(RestoreMode::Merge) {
             out.push(Box::new(Neo4jExporter::new(graph)));
+        }
+        if let Some(vectors) = self.qdrant(None) {
+            out.push(Box::new(QdrantExporter::new(vectors)));
         }
         if !only.is_empty() {
             for name in only {
@@ -138,6 +170,9 @@ impl BackendArgs {
         if let Some(graph) = self.neo4j(modes.graph_mode) {
             out.push(Box::new(Neo4jRestorer::new(graph)));
         }
+        if let Some(vectors) = self.qdrant(Some(modes)) {
+            out.push(Box::new(QdrantRestorer::new(vectors)));
+        }
         out
     }
 
@@ -149,6 +184,9 @@ impl BackendArgs {
             "kv_dir": self.kv_dir(),
             "neo4j": self.neo4j(RestoreMode::Merge).map(|g| serde_json::json!({
                 "uri": redact_url(&g.uri), "user": g.user, "database": g.database, "label": g.label,
+            })),
+            "qdrant": self.qdrant(None).map(|q| serde_json::json!({
+                "url": redact_url(&q.url), "collections": q.collections, "mode": q.mode,
             })),
         })
     }
@@ -184,6 +222,15 @@ pub struct RestoreArgs {
     /// Graph restore mode: merge (idempotent, on --graph-merge-key) or replace (clear the scope first).
     #[arg(long, env = "NGBAK_GRAPH_MODE", value_enum, default_value_t = RestoreMode::Merge)]
     pub graph_mode: RestoreMode,
+    /// Vector restore mode: merge (upsert into an existing collection) or replace (recreate it).
+    #[arg(long, env = "NGBAK_VECTOR_MODE", value_enum, default_value_t = RestoreMode::Merge)]
+    pub vector_mode: RestoreMode,
+    /// Restore the archive's (single) Qdrant collection under this name, beside the live one.
+    #[arg(long, env = "NGBAK_RESTORE_AS")]
+    pub restore_as: Option<String>,
+    /// After restoring, point this Qdrant alias at the restored collection (atomically).
+    #[arg(long, env = "NGBAK_QDRANT_SWITCH_ALIAS")]
+    pub qdrant_switch_alias: Option<String>,
     /// Restore only these backends (comma-separated: redis, jsonkv, neo4j, qdrant).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,

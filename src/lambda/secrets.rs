@@ -11,6 +11,9 @@ pub async fn resolve(backends: &mut BackendArgs) -> Result<()> {
     if let Some(password) = fetch("NEO4J_PASSWORD_SECRET_ARN", "password").await? {
         backends.neo4j_password = Some(password);
     }
+    if let Some(key) = fetch("QDRANT_API_KEY_SECRET_ARN", "api_key").await? {
+        backends.qdrant_api_key = Some(key);
+    }
     Ok(())
 }
 

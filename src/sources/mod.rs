@@ -5,6 +5,7 @@
 pub mod jsonkv;
 pub mod ndjson;
 pub mod neo4j;
+pub mod qdrant;
 pub mod redis;
 
 use crate::archive::{BackendManifest, EntryBody, EntryRecord, PendingEntry};
