@@ -30,7 +30,7 @@ lint: ## formatting, clippy (warnings as errors), the SAM template, shell script
 	python3 -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 2>/dev/null || .tools/pytools/bin/python -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 
 
 bench: ## throughput, peak RSS and the gzip -1 baseline at two data sizes, through S3
-	$(CARGO) build --locked --release --bin ngbak
+	$(CARGO) build --locked --release --bin ngbak --example qdrant_double
 	tests/servers/install.sh --with-bench
 	tests/servers/with-servers.sh .tools/bench/bin/python tests/bench/bench.py
 

@@ -6,7 +6,8 @@ values), backs each up into S3 and restores it with the release `ngbak` binary, 
 throughput (MB/s of uncompressed archive content, keys/s), the peak RSS of every run, and the
 ratio against `gzip -1` compressing the same uncompressed bytes, measured in the same go.
 Sizes can be changed with NGBAK_BENCH_SIZES_MB="300,3000". With a Bolt server it then runs the
-graph benchmark in graph.py (NGBAK_BENCH_GRAPH_NODES, 0 to skip).
+graph benchmark in graph.py (NGBAK_BENCH_GRAPH_NODES, 0 to skip), then the vector benchmark in
+vectors.py (NGBAK_BENCH_POINTS, 0 to skip).
 """
 import json
 import os
@@ -131,6 +132,10 @@ def main():
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import graph
         graph.bench(run, NGBAK, store)
+    if os.environ.get("NGBAK_BENCH_POINTS", "1") != "0":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import vectors
+        vectors.bench(run, NGBAK, store)
 
 
 def print_kv(rows):

@@ -616,3 +616,76 @@ impl Points for Grpc {
         search_matrix_offsets(SearchMatrixPoints) -> SearchMatrixOffsetsResponse;
     }
 }
+
+impl QdrantDouble {
+    /// Fills a nano-graphrag hybrid collection directly (for the benchmark): `n` points with a
+    /// `dim`-dimensional dense vector, sparse vectors `sparse` and `sparse_name`, and payloads.
+    pub fn seed_hybrid(&self, name: &str, n: u64, dim: u64) {
+        let params = VectorParams { size: dim, distance: Distance::Cosine as i32, ..Default::default() };
+        let config = CollectionConfig {
+            params: Some(CollectionParams {
+                shard_number: 1,
+                vectors_config: Some(VectorsConfig {
+                    config: Some(vectors_config::Config::ParamsMap(VectorParamsMap {
+                        map: HashMap::from([("dense".to_string(), params)]),
+                    })),
+                }),
+                sparse_vectors_config: Some(SparseVectorConfig {
+                    map: HashMap::from([
+                        ("sparse".into(), SparseVectorParams::default()),
+                        ("sparse_name".into(), SparseVectorParams::default()),
+                    ]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut coll = Collection { config, ..Default::default() };
+        for i in 0..n {
+            let out = |v: vector_output::Vector| VectorOutput { vector: Some(v), ..Default::default() };
+            let named = HashMap::from([
+                (
+                    "dense".to_string(),
+                    out(vector_output::Vector::Dense(DenseVector {
+                        data: (0..dim).map(|d| ((i * dim + d) as f32).sin()).collect(),
+                    })),
+                ),
+                (
+                    "sparse".to_string(),
+                    out(vector_output::Vector::Sparse(SparseVector {
+                        indices: vec![(i % 1000) as u32, 5000],
+                        values: vec![0.5, 0.25],
+                    })),
+                ),
+                (
+                    "sparse_name".to_string(),
+                    out(vector_output::Vector::Sparse(SparseVector {
+                        indices: vec![(i % 50) as u32],
+                        values: vec![1.0],
+                    })),
+                ),
+            ]);
+            let payload = HashMap::from([
+                ("entity_name".to_string(), Value::from(format!("ENTITY-{i}"))),
+                ("entity_type".to_string(), Value::from("PERSON")),
+                (
+                    "content".to_string(),
+                    Value::from(format!("Entity {i}: a description of some length, as nano-graphrag stores it.")),
+                ),
+            ]);
+            let id = PointId { point_id_options: Some(point_id::PointIdOptions::Num(i)) };
+            let p = RetrievedPoint {
+                id: Some(id.clone()),
+                payload,
+                vectors: Some(VectorsOutput {
+                    vectors_options: Some(vectors_output::VectorsOptions::Vectors(NamedVectorsOutput {
+                        vectors: named,
+                    })),
+                }),
+                ..Default::default()
+            };
+            coll.points.insert(order_key(&id), p);
+        }
+        self.shared.inner.lock().unwrap().collections.insert(name.to_string(), coll);
+    }
+}
