@@ -34,7 +34,7 @@ for _ in $(seq 1 120); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && brea
 echo "loop: scheduled event → ngbak-backup"
 cargo lambda invoke -A 127.0.0.1 -P "$PORT" ngbak-backup --data-file events/scheduled.json --output-format json \
   | tee .run/loop-backup.json
-grep -q '"status":"completed"' .run/loop-backup.json
+grep -Eq '"status": *"completed"' .run/loop-backup.json
 
 redis-cli -u "$NGBAK_TEST_REDIS_URL" FLUSHALL >/dev/null
 echo "loop: tagging $PREFIX$ID.ngbak ngbak-restore=requested"

@@ -1,6 +1,6 @@
 //! The restore Lambda function (`cargo lambda invoke ngbak-restore --data-file events/object-tags-added.json`).
 
-/// See Cargo.toml: keeps peak memory flat over long streams of large buffers.
+/// Keeps peak memory flat however long the stream of large part buffers (see Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

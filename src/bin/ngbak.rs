@@ -1,6 +1,6 @@
 //! `ngbak`: the command line.
 
-/// See Cargo.toml: keeps peak memory flat over long streams of large buffers.
+/// Keeps peak memory flat however long the stream of large part buffers (see Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
