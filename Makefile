@@ -26,7 +26,9 @@ lint: ## formatting, clippy (warnings as errors), the SAM template, shell script
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	tests/servers/install.sh --with-deploy-tools
 	infra/check.sh
-	bash -n tests/servers/*.sh infra/*.sh localstack/*.sh
+	bash -n tests/servers/*.sh infra/*.sh localstack/*.sh localstack/init/ready.d/*.sh
+	command -v shellcheck >/dev/null || (apt-get install -y -qq shellcheck >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null)
+	shellcheck tests/servers/*.sh infra/*.sh localstack/*.sh localstack/init/ready.d/*.sh .ci/run
 	python3 -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 2>/dev/null || .tools/pytools/bin/python -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 
 
 bench: ## throughput, peak RSS and the gzip -1 baseline at two data sizes, through S3
