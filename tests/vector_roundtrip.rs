@@ -8,13 +8,16 @@ mod qdrant_double;
 use ::qdrant_client::qdrant::*;
 use ::qdrant_client::Qdrant;
 use common::*;
+use ngbak::id::BackupId;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
-use ngbak::pipeline::restore::{run_restore, RestoreOptions};
+use ngbak::pipeline::restore::{run_restore, RestoreOptions, RestoreReport};
 use ngbak::sources::qdrant::points::{record_of, PointKey, PointRecord};
 use ngbak::sources::qdrant::{CaptureMode, QdrantExporter, QdrantRestorer, QdrantSettings};
 use ngbak::sources::RestoreMode;
+use ngbak::store::ObjectStore;
 use qdrant_double::{Faults, QdrantDouble};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 const KEY: &str = "ngbak-test-key";
 
@@ -169,6 +172,24 @@ async fn points(client: &Qdrant, name: &str) -> BTreeMap<PointKey, PointRecord> 
     }
 }
 
+/// Backs `name` up into a fresh directory store; returns the directory (kept alive), the store
+/// and the backup id.
+async fn backed_up(qd: &Server, name: &str, mode: CaptureMode) -> (tempfile::TempDir, Arc<dyn ObjectStore>, BackupId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let exporter = QdrantExporter::new(qd.settings(name, mode));
+    let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
+    (dir, store, summary.backup_id)
+}
+
+async fn restore(
+    store: &Arc<dyn ObjectStore>,
+    id: &BackupId,
+    settings: QdrantSettings,
+) -> anyhow::Result<RestoreReport> {
+    run_restore(store.as_ref(), id, vec![Box::new(QdrantRestorer::new(settings))], &RestoreOptions::default()).await
+}
+
 async fn drop_collection(client: &Qdrant, name: &str) {
     client.delete_collection(DeleteCollection { collection_name: name.into(), ..Default::default() }).await.unwrap();
 }
@@ -266,15 +287,7 @@ async fn restore_as_leaves_the_live_collection_untouched_and_can_switch_an_alias
     let client = qd.client();
     let name = format!("entities_{}", unique());
     seed(&client, &name, 120).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = local_store(dir.path());
-    let summary = run_backup(
-        store.clone(),
-        vec![Box::new(QdrantExporter::new(qd.settings(&name, CaptureMode::Points)))],
-        BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (_dir, store, id) = backed_up(&qd, &name, CaptureMode::Points).await;
     // The live collection moves on after the backup.
     seed(&client, &format!("{name}_other"), 1).await;
     client
@@ -300,14 +313,7 @@ async fn restore_as_leaves_the_live_collection_untouched_and_can_switch_an_alias
     let mut settings = qd.settings(&name, CaptureMode::Points);
     settings.restore_as = Some(format!("{name}_restored"));
     settings.switch_alias = Some(alias.clone());
-    run_restore(
-        store.as_ref(),
-        &summary.backup_id,
-        vec![Box::new(QdrantRestorer::new(settings))],
-        &RestoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    restore(&store, &id, settings).await.unwrap();
     assert_eq!(points(&client, &name).await, live, "the live collection changed");
     assert_eq!(points(&client, &format!("{name}_restored")).await.len(), 120);
     if let Some(double) = &qd.double {
@@ -321,29 +327,14 @@ async fn a_corrupted_vector_entry_is_refused_before_qdrant_is_touched() {
     let client = qd.client();
     let name = format!("entities_{}", unique());
     seed(&client, &name, 100).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = local_store(dir.path());
-    let summary = run_backup(
-        store.clone(),
-        vec![Box::new(QdrantExporter::new(qd.settings(&name, CaptureMode::Points)))],
-        BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (dir, store, id) = backed_up(&qd, &name, CaptureMode::Points).await;
     drop_collection(&client, &name).await;
-    let path = dir.path().join(summary.backup_id.archive_key());
+    let path = dir.path().join(id.archive_key());
     let mut bytes = std::fs::read(&path).unwrap();
     let at = bytes.len() * 2 / 3;
     bytes[at] ^= 0x04;
     std::fs::write(&path, bytes).unwrap();
-    let err = run_restore(
-        store.as_ref(),
-        &summary.backup_id,
-        vec![Box::new(QdrantRestorer::new(qd.settings(&name, CaptureMode::Points)))],
-        &RestoreOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = restore(&store, &id, qd.settings(&name, CaptureMode::Points)).await.unwrap_err();
     assert!(format!("{err:#}").contains("does not match its sidecar"), "{err:#}");
     let exists = client.collection_exists(&name).await.unwrap();
     assert!(!exists, "the collection was created from a corrupted archive");
@@ -357,49 +348,20 @@ async fn snapshots_are_refused_by_an_older_server_and_a_refused_upload_fails_cle
     }
     let name = format!("entities_{}", unique());
     seed(&source.client(), &name, 50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = local_store(dir.path());
-    let summary = run_backup(
-        store.clone(),
-        vec![Box::new(QdrantExporter::new(source.settings(&name, CaptureMode::Snapshot)))],
-        BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (_dir, store, id) = backed_up(&source, &name, CaptureMode::Snapshot).await;
 
     let older = server("1.12.0").await;
-    let err = run_restore(
-        store.as_ref(),
-        &summary.backup_id,
-        vec![Box::new(QdrantRestorer::new(older.settings(&name, CaptureMode::Snapshot)))],
-        &RestoreOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = restore(&store, &id, older.settings(&name, CaptureMode::Snapshot)).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("Qdrant 1.15.4 snapshots") && text.contains("--qdrant-mode points"), "{text}");
 
     let newer = server("1.16.0").await;
     newer.double.as_ref().unwrap().set_faults(Faults { refuse_upload: true, ..Default::default() });
-    let err = run_restore(
-        store.as_ref(),
-        &summary.backup_id,
-        vec![Box::new(QdrantRestorer::new(newer.settings(&name, CaptureMode::Snapshot)))],
-        &RestoreOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = restore(&store, &id, newer.settings(&name, CaptureMode::Snapshot)).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("snapshot upload into collection") && text.contains("500"), "{text}");
 
     newer.double.as_ref().unwrap().set_faults(Faults::default());
-    run_restore(
-        store.as_ref(),
-        &summary.backup_id,
-        vec![Box::new(QdrantRestorer::new(newer.settings(&name, CaptureMode::Snapshot)))],
-        &RestoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    restore(&store, &id, newer.settings(&name, CaptureMode::Snapshot)).await.unwrap();
     assert_eq!(points(&newer.client(), &name).await, points(&source.client(), &name).await);
 }
