@@ -555,14 +555,9 @@ impl Points for Grpc {
         let inner = self.0.inner.lock().unwrap();
         let coll = inner.collections.get(&s.collection_name).ok_or_else(|| missing(&s.collection_name))?;
         let limit = s.limit.unwrap_or(10) as usize;
-        let start = s.offset.as_ref().map(order_key);
-        let mut page: Vec<RetrievedPoint> = coll
-            .points
-            .iter()
-            .filter(|(k, _)| start.as_ref().is_none_or(|st| *k >= st))
-            .take(limit + 1)
-            .map(|(_, p)| p.clone())
-            .collect();
+        let start = s.offset.as_ref().map(order_key).unwrap_or((0, 0, String::new()));
+        let mut page: Vec<RetrievedPoint> =
+            coll.points.range(start..).take(limit + 1).map(|(_, p)| p.clone()).collect();
         let next_page_offset = if page.len() > limit { page.pop().and_then(|p| p.id) } else { None };
         Ok(Reply::new(ScrollResponse { next_page_offset, result: page, time: 0.0, usage: None }))
     }
