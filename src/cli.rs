@@ -89,7 +89,8 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<()> {
     let store = cli.store.open().await?;
     match cli.command {
-        Command::Backup { id, only, backends, tuning, json } => {
+        Command::Backup { id, only, mut backends, tuning, json } => {
+            crate::secrets::resolve(&mut backends).await?;
             let mut options = tuning.backup_options(&backends, &store.url());
             options.id = id;
             options.progress = !json;
@@ -105,7 +106,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 s
             })
         }
-        Command::Restore { id, backends, restore: args, json } => {
+        Command::Restore { id, mut backends, restore: args, json } => {
+            crate::secrets::resolve(&mut backends).await?;
             let report = restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options()).await?;
             emit(json, &report, || {
                 let verb = if report.dry_run { "would restore" } else { "restored" };

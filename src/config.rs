@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Treats an empty variable (as templates write for "not configured") like an absent one.
-fn set(value: &Option<String>) -> Option<&str> {
+pub(crate) fn set(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -43,6 +43,10 @@ pub struct BackendArgs {
     /// Redis to back up / restore into, e.g. redis://:password@host:6379/0.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Secrets Manager secret holding the Redis URL (plain, or JSON {"url": …}); read when
+    /// --redis-url is unset.
+    #[arg(long, env = "REDIS_URL_SECRET_ARN")]
+    pub redis_url_secret_arn: Option<String>,
     /// Key patterns to include (repeatable, or comma-separated in the variable).
     #[arg(
         long = "redis-pattern",
@@ -61,6 +65,10 @@ pub struct BackendArgs {
     pub neo4j_user: String,
     #[arg(long, env = "NEO4J_PASSWORD", hide_env_values = true)]
     pub neo4j_password: Option<String>,
+    /// Secrets Manager secret holding the Neo4j password (plain, or JSON {"password": …}); read
+    /// when --neo4j-password is unset.
+    #[arg(long, env = "NEO4J_PASSWORD_SECRET_ARN")]
+    pub neo4j_password_secret_arn: Option<String>,
     #[arg(long, env = "NEO4J_DATABASE", default_value = "neo4j")]
     pub neo4j_database: String,
     /// The namespace label that scopes the graph backup (nano-graphrag: GraphRAG_<namespace>);
@@ -81,6 +89,10 @@ pub struct BackendArgs {
     pub qdrant_grpc_url: Option<String>,
     #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<String>,
+    /// Secrets Manager secret holding the Qdrant API key (plain, or JSON {"api_key": …}); read
+    /// when --qdrant-api-key is unset.
+    #[arg(long, env = "QDRANT_API_KEY_SECRET_ARN")]
+    pub qdrant_api_key_secret_arn: Option<String>,
     /// Collections to back up (repeatable, or comma-separated); default all.
     #[arg(long = "qdrant-collection", env = "NGBAK_QDRANT_COLLECTIONS", value_delimiter = ',')]
     pub qdrant_collections: Vec<String>,

@@ -7,7 +7,6 @@
 pub mod backup;
 pub mod events;
 pub mod restore;
-pub mod secrets;
 
 use crate::config::{BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
 use clap::Parser;
@@ -42,7 +41,7 @@ impl FunctionConfig {
     /// Reads the configuration from the environment only, then resolves Secrets Manager ARNs.
     pub async fn from_env() -> anyhow::Result<Self> {
         let mut config = FunctionConfig::try_parse_from(["ngbak-lambda"])?;
-        secrets::resolve(&mut config.backends).await?;
+        crate::secrets::resolve(&mut config.backends).await?;
         Ok(config)
     }
 }

@@ -40,7 +40,7 @@ if [ ! -f "$TOOLS/localstack/.ready" ] && [ ! -f "$TOOLS/moto/.ready" ]; then
   else
     step "Python 3.13 missing: falling back to moto 5.2.5's server (weaker checks, see README)"
     "$UV" venv -q "$TOOLS/moto"
-    VIRTUAL_ENV="$TOOLS/moto" "$UV" pip install -q 'moto[s3,events,sqs,server]==5.2.5' flask flask-cors
+    VIRTUAL_ENV="$TOOLS/moto" "$UV" pip install -q 'moto[s3,events,sqs,secretsmanager,server]==5.2.5' flask flask-cors
     touch "$TOOLS/moto/.ready"
   fi
 fi

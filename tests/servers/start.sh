@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the servers the integration tests use, each on a free loopback port, with all state in
-# .run/: Redis, LocalStack (or moto) for S3/EventBridge/SQS, and ArcadeDB (Bolt). Writes
+# .run/: Redis, LocalStack (or moto) for S3/EventBridge/SQS/Secrets Manager, and ArcadeDB (Bolt). Writes
 # .run/servers.env with the addresses. Usage: start.sh [redis] [s3] [bolt]  (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,7 +40,7 @@ start_s3() {
   local port; port=$(free_port)
   if [ -f "$TOOLS/localstack/.ready" ]; then
     mkdir -p "$RUN/localstack"
-    GATEWAY_LISTEN=127.0.0.1:$port SERVICES=s3,events,sqs OVERRIDE_IN_DOCKER=0 \
+    GATEWAY_LISTEN=127.0.0.1:$port SERVICES=s3,events,sqs,secretsmanager OVERRIDE_IN_DOCKER=0 \
       FILESYSTEM_ROOT=$RUN/localstack DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
       setsid nohup "$TOOLS/localstack/bin/python" -m localstack.runtime.main \
       > "$RUN/logs/localstack.log" 2>&1 < /dev/null &

@@ -1,0 +1,137 @@
+//! The `ngbak` binary as operators and scripts run it: flags and variables, `--json` output, exit
+//! codes, and secrets read from Secrets Manager ARNs (LocalStack's Secrets Manager).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::{Command, Output};
+
+/// Runs the real `ngbak` binary with the servers' AWS settings and no backend settings inherited.
+fn ngbak(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ngbak"));
+    for inherited in [
+        "NGBAK_STORE",
+        "REDIS_URL",
+        "REDIS_URL_SECRET_ARN",
+        "NGBAK_KV_DIR",
+        "NEO4J_URI",
+        "NEO4J_PASSWORD",
+        "NEO4J_PASSWORD_SECRET_ARN",
+        "QDRANT_URL",
+        "QDRANT_API_KEY",
+        "QDRANT_API_KEY_SECRET_ARN",
+    ] {
+        cmd.env_remove(inherited);
+    }
+    cmd.env("AWS_ENDPOINT_URL", s3_endpoint()).env("RUST_LOG", "warn").args(args).envs(envs.iter().copied());
+    cmd.output().expect("running the ngbak binary")
+}
+
+/// The one JSON document a `--json` run prints, after checking that it succeeded.
+fn json_of(out: &Output) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ngbak failed ({}): {stderr}", out.status);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(s3_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&shared)
+}
+
+/// Stores `value` as a new secret and returns its ARN.
+async fn new_secret(value: &str) -> String {
+    let out = secrets_client()
+        .await
+        .create_secret()
+        .name(format!("ngbak-test-{}", unique()))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("creating a secret in the emulator");
+    out.arn().expect("a created secret has an ARN").to_string()
+}
+
+#[tokio::test]
+async fn cli_backs_up_lists_verifies_and_restores_redis_whose_url_is_a_secret() {
+    let bucket = new_bucket().await;
+    let store = format!("s3://{bucket}/cli");
+    let prefix = format!("ngcli_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    seed_redis(&mut con, &prefix).await;
+    let before = redis_snapshot(&mut con, &pattern).await;
+    let arn = new_secret(&serde_json::json!({ "url": redis_url() }).to_string()).await;
+    let env = [("NGBAK_STORE", store.as_str()), ("REDIS_URL_SECRET_ARN", arn.as_str())];
+
+    let backup = json_of(&ngbak(&["backup", "--redis-pattern", &pattern, "--json"], &env));
+    let id = backup["backup_id"].as_str().expect("backup_id").to_string();
+    assert_eq!(backup["backends"]["redis"]["stats"]["keys"], 13, "{backup}");
+    assert_eq!(backup["archive_key"], format!("{id}.ngbak"), "keys are relative to the store's prefix");
+
+    let listed = json_of(&ngbak(&["list", "--json"], &env));
+    let ids: Vec<&str> = listed.as_array().expect("a list").iter().filter_map(|b| b["backup_id"].as_str()).collect();
+    assert_eq!(ids, [id.as_str()], "{listed}");
+
+    let verified = json_of(&ngbak(&["verify", &id, "--json"], &env));
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["archive_sha256"], backup["sha256"]);
+
+    delete_pattern(&mut con, &pattern).await;
+    let restored = json_of(&ngbak(&["restore", &id, "--redis-pattern", &pattern, "--json"], &env));
+    assert_eq!(restored["backends"]["redis"]["restored"]["keys"], 13, "{restored}");
+    assert_same_keys(&before, &redis_snapshot(&mut con, &pattern).await, 1000);
+    delete_pattern(&mut con, &pattern).await;
+}
+
+#[tokio::test]
+async fn cli_fails_with_a_reason_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+
+    let missing = ngbak(&["--store", store, "restore", "snapshot_2020-01-01T00-00-00Z"], &[]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(stderr.contains("snapshot_2020-01-01T00-00-00Z"), "the error names the backup: {stderr}");
+
+    let bad_id = ngbak(&["--store", store, "inspect", "../etc/passwd"], &[]);
+    assert!(!bad_id.status.success());
+    assert!(String::from_utf8_lossy(&bad_id.stderr).contains("[A-Za-z0-9_-]"));
+
+    let no_arn = "arn:aws:secretsmanager:us-east-1:000000000000:secret:ngbak-missing-secret";
+    let kv = sample_workdir();
+    let unreadable = ngbak(
+        &["--store", store, "backup", "--kv-dir", kv.to_str().unwrap()],
+        &[("NEO4J_URI", "bolt://127.0.0.1:1"), ("NEO4J_PASSWORD_SECRET_ARN", no_arn)],
+    );
+    let stderr = String::from_utf8_lossy(&unreadable.stderr);
+    assert!(!unreadable.status.success());
+    assert!(stderr.contains(no_arn) && stderr.contains("NEO4J_PASSWORD_SECRET_ARN"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a failed backup leaves nothing in the store");
+}
+
+#[tokio::test]
+async fn a_secret_fills_only_what_is_not_given_directly() {
+    use ngbak::config::BackendArgs;
+    let plain = new_secret("qdrant-key-from-secret").await;
+    let json = new_secret(r#"{"username": "neo4j", "password": "pw-from-secret"}"#).await;
+    let client = secrets_client().await;
+
+    let mut backends = BackendArgs {
+        neo4j_password_secret_arn: Some(json.clone()),
+        qdrant_api_key_secret_arn: Some(plain),
+        redis_url: Some("redis://given".into()),
+        redis_url_secret_arn: Some("arn:aws:secretsmanager:us-east-1:000000000000:secret:never-read".into()),
+        ..Default::default()
+    };
+    ngbak::secrets::resolve_with(&client, &mut backends).await.unwrap();
+    assert_eq!(backends.neo4j_password.as_deref(), Some("pw-from-secret"), "a JSON secret gives its field");
+    assert_eq!(backends.qdrant_api_key.as_deref(), Some("qdrant-key-from-secret"), "a plain secret is the value");
+    assert_eq!(backends.redis_url.as_deref(), Some("redis://given"), "a direct value wins; its ARN is not read");
+}
