@@ -403,6 +403,31 @@ impl Neo4jRestorer {
         Ok(())
     }
 
+    /// Counts what a replace restore left in the database — nodes with the import key and the
+    /// relationships between them — against what it wrote. The drivers retry a batch on a
+    /// transient error; a server that reports one after committing (ArcadeDB does, under
+    /// concurrent writes) would otherwise leave duplicates behind without a word.
+    async fn check_written(&self) -> Result<()> {
+        let anchor = cypher::quote(self.anchor())?;
+        let nodes = self
+            .count(
+                query(&format!("MATCH (n:{anchor}) WHERE n.{IMPORT_KEY} IS NOT NULL RETURN count(n) AS count")),
+                "counting the restored nodes",
+            )
+            .await?;
+        let rels = self
+            .count(
+                query(&format!(
+                    "MATCH (a:{anchor})-[r]->(b:{anchor}) WHERE a.{IMPORT_KEY} IS NOT NULL AND b.{IMPORT_KEY} IS NOT NULL \
+                     RETURN count(r) AS count"
+                )),
+                "counting the restored relationships",
+            )
+            .await?;
+        let written = |k: &str| self.stats.get(k).copied().unwrap_or(0);
+        same_counts(("nodes", written("entities"), nodes), ("relationships", written("relationships"), rels))
+    }
+
     async fn restore_schema(&mut self, schema: Schema) -> Result<()> {
         let mut created = 0;
         let statements =
@@ -569,6 +594,9 @@ impl Restorer for Neo4jRestorer {
         for kind in self.rel_batches.keys().cloned().collect::<Vec<_>>() {
             self.flush_rels(kind).await?;
         }
+        if self.settings.mode == RestoreMode::Replace {
+            self.check_written().await?;
+        }
         let anchor = cypher::quote(self.anchor())?;
         let remove_label = if self.settings.label.is_some() { String::new() } else { format!("n:{anchor}, ") };
         let q = format!(
@@ -585,5 +613,30 @@ impl Restorer for Neo4jRestorer {
         stats.entry("relationships".into()).or_default();
         stats.insert("communities".into(), self.communities.len() as u64);
         Ok(stats)
+    }
+}
+
+/// Fails unless each `(what, written, found)` count agrees.
+fn same_counts(nodes: (&str, u64, i64), rels: (&str, u64, i64)) -> Result<()> {
+    for (what, written, found) in [nodes, rels] {
+        if found != written as i64 {
+            bail!(
+                "after the restore the database holds {found} restored {what} where {written} were written: \
+                 the server applied a batch twice or lost one (ArcadeDB can, when a retried write meets \
+                 concurrent writers). Stop other writers and run the restore again with --graph-mode replace"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_count_that_differs_from_what_was_written_fails_the_restore() {
+        assert!(super::same_counts(("nodes", 3, 3), ("relationships", 5, 5)).is_ok());
+        let err = super::same_counts(("nodes", 3, 3), ("relationships", 4, 5)).unwrap_err().to_string();
+        assert!(err.contains("holds 5 restored relationships where 4 were written"), "{err}");
+        assert!(super::same_counts(("nodes", 3, 2), ("relationships", 0, 0)).is_err());
     }
 }
