@@ -88,9 +88,9 @@ async fn an_existing_backup_id_is_never_overwritten() {
     let store = local_store(dir.path());
     let id: BackupId = "nightly_1".parse().unwrap();
     let options = BackupOptions { id: Some(id.clone()), ..Default::default() };
-    run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], options.clone()).await.unwrap();
+    backup_sample(store.clone(), options.clone()).await.unwrap();
     let before = std::fs::read(dir.path().join(id.archive_key())).unwrap();
-    let err = run_backup(store, vec![Box::new(WorkdirExporter::new(&sample_workdir()))], options).await.unwrap_err();
+    let err = backup_sample(store, options).await.unwrap_err();
     assert!(err.downcast_ref::<AlreadyExists>().is_some(), "{err:#}");
     assert_eq!(std::fs::read(dir.path().join(id.archive_key())).unwrap(), before);
 }
@@ -98,9 +98,7 @@ async fn an_existing_backup_id_is_never_overwritten() {
 #[tokio::test]
 async fn a_missing_bucket_is_reported_with_what_to_do() {
     let store = s3_store(&format!("ngbak-missing-{}", unique()), "x").await;
-    let err = run_backup(store, vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default())
-        .await
-        .unwrap_err();
+    let err = backup_sample(store, BackupOptions::default()).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("NoSuchBucket") || text.contains("bucket does not exist"), "{text}");
 }

@@ -11,7 +11,7 @@ use ngbak::archive::{ArchiveDigest, BackendManifest, EntryRecord, Manifest, Side
 use ngbak::id::BackupId;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, verify, RestoreOptions};
-use ngbak::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
+use ngbak::sources::jsonkv::WorkdirRestorer;
 use ngbak::sources::redis::{RedisExporter, RedisRestorer};
 use ngbak::sources::RestoreMode;
 use std::path::Path;
@@ -85,10 +85,7 @@ async fn a_flipped_byte_anywhere_is_refused_before_any_backend_write() {
 async fn a_corrupted_archive_in_s3_is_refused_by_verify() {
     let bucket = new_bucket().await;
     let store = s3_store(&bucket, "p").await;
-    let summary =
-        run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default())
-            .await
-            .unwrap();
+    let summary = backup_sample(store.clone(), BackupOptions::default()).await.unwrap();
     verify(store.as_ref(), &summary.backup_id).await.unwrap();
     let client = s3_client().await;
     let key = format!("p/{}", summary.backup_id.archive_key());
@@ -208,13 +205,7 @@ async fn hostile_entries_are_refused_and_nothing_is_written() {
 #[tokio::test]
 async fn archives_open_with_gnu_tar_and_python_and_hash_as_the_sidecar_says() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = run_backup(
-        local_store(dir.path()),
-        vec![Box::new(WorkdirExporter::new(&sample_workdir()))],
-        BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let summary = backup_sample(local_store(dir.path()), BackupOptions::default()).await.unwrap();
     let archive = dir.path().join(summary.backup_id.archive_key());
 
     let listing = std::process::Command::new("tar").arg("-tzf").arg(&archive).output().unwrap();
@@ -249,13 +240,7 @@ async fn archives_open_with_gnu_tar_and_python_and_hash_as_the_sidecar_says() {
 #[tokio::test]
 async fn an_archive_without_its_sidecar_is_not_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = run_backup(
-        local_store(dir.path()),
-        vec![Box::new(WorkdirExporter::new(&sample_workdir()))],
-        BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let summary = backup_sample(local_store(dir.path()), BackupOptions::default()).await.unwrap();
     std::fs::remove_file(dir.path().join(summary.backup_id.sidecar_key())).unwrap();
     let target = tempfile::tempdir().unwrap();
     let restorer = WorkdirRestorer::new(target.path(), RestoreMode::Merge);

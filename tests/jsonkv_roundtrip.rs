@@ -76,10 +76,7 @@ async fn workdir_round_trip_through_a_directory() {
 async fn replace_removes_files_the_archive_lacks_and_merge_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());
-    let summary =
-        run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], BackupOptions::default())
-            .await
-            .unwrap();
+    let summary = backup_sample(store.clone(), BackupOptions::default()).await.unwrap();
     let target = tempfile::tempdir().unwrap();
     std::fs::write(target.path().join("kv_store_extra.json"), "{}").unwrap();
     std::fs::write(target.path().join("notes.txt"), "operator notes").unwrap();

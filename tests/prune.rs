@@ -4,10 +4,9 @@ mod common;
 
 use common::*;
 use ngbak::id::BackupId;
-use ngbak::pipeline::backup::{run_backup, BackupOptions};
+use ngbak::pipeline::backup::BackupOptions;
 use ngbak::pipeline::catalog::list_backups;
 use ngbak::pipeline::retention::{prune, KeepPolicy};
-use ngbak::sources::jsonkv::WorkdirExporter;
 use std::path::Path;
 
 async fn backups(dir: &Path, n: usize) -> Vec<BackupId> {
@@ -16,7 +15,7 @@ async fn backups(dir: &Path, n: usize) -> Vec<BackupId> {
     for i in 0..n {
         let id: BackupId = format!("nightly_{i}").parse().unwrap();
         let options = BackupOptions { id: Some(id.clone()), ..Default::default() };
-        run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&sample_workdir()))], options).await.unwrap();
+        backup_sample(store.clone(), options).await.unwrap();
         ids.push(id);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await; // distinct creation times
     }

@@ -4,11 +4,13 @@ mod common;
 
 use common::*;
 use ngbak::id::BackupId;
-use ngbak::pipeline::backup::{run_backup, BackupOptions};
+use ngbak::pipeline::backup::{run_backup, BackupOptions, BackupSummary};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
 use ngbak::sources::redis::{RedisExporter, RedisRestorer};
 use ngbak::sources::RestoreMode;
 use ngbak::store::ObjectStore;
+use redis::aio::MultiplexedConnection;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 async fn round_trip(store: Arc<dyn ObjectStore>) {
@@ -56,10 +58,17 @@ async fn redis_round_trip_through_a_directory() {
     round_trip(local_store(dir.path())).await;
 }
 
-#[tokio::test]
-async fn replace_mode_deletes_keys_the_archive_lacks_and_merge_keeps_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = local_store(dir.path());
+/// Keys of every type under a fresh prefix, as they were when they were backed up.
+struct Seeded {
+    prefix: String,
+    pattern: String,
+    con: MultiplexedConnection,
+    before: BTreeMap<Vec<u8>, KeyState>,
+    summary: BackupSummary,
+}
+
+/// Seeds every key type under a fresh prefix, snapshots it, and backs it up into `store`.
+async fn seeded_backup(store: &Arc<dyn ObjectStore>) -> Seeded {
     let prefix = format!("ngt_{}", unique());
     let pattern = format!("{prefix}:*");
     let mut con = redis().await;
@@ -67,6 +76,14 @@ async fn replace_mode_deletes_keys_the_archive_lacks_and_merge_keeps_them() {
     let before = redis_snapshot(&mut con, &pattern).await;
     let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
     let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
+    Seeded { prefix, pattern, con, before, summary }
+}
+
+#[tokio::test]
+async fn replace_mode_deletes_keys_the_archive_lacks_and_merge_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let Seeded { prefix, pattern, mut con, before, summary } = seeded_backup(&store).await;
 
     // Changes after the backup: a new key, and a changed value.
     let _: () = redis::pipe()
@@ -101,12 +118,7 @@ async fn replace_mode_deletes_keys_the_archive_lacks_and_merge_keeps_them() {
 async fn dry_run_verifies_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());
-    let prefix = format!("ngt_{}", unique());
-    let pattern = format!("{prefix}:*");
-    let mut con = redis().await;
-    seed_redis(&mut con, &prefix).await;
-    let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
-    let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
+    let Seeded { pattern, mut con, summary, .. } = seeded_backup(&store).await;
     delete_pattern(&mut con, &pattern).await;
 
     let restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Replace);

@@ -230,6 +230,15 @@ pub fn sample_workdir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nano-graphrag-workdir")
 }
 
+/// Backs up the sample working directory into `store`.
+pub async fn backup_sample(
+    store: Arc<dyn ObjectStore>,
+    options: ngbak::pipeline::backup::BackupOptions,
+) -> anyhow::Result<ngbak::pipeline::backup::BackupSummary> {
+    let exporter = ngbak::sources::jsonkv::WorkdirExporter::new(&sample_workdir());
+    ngbak::pipeline::backup::run_backup(store, vec![Box::new(exporter)], options).await
+}
+
 /// Every object key in a bucket.
 pub async fn bucket_keys(bucket: &str) -> Vec<String> {
     let out = s3_client().await.list_objects_v2().bucket(bucket).send().await.unwrap();
