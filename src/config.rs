@@ -249,10 +249,17 @@ pub struct RestoreArgs {
     /// Verify the archive and report what would be written, without writing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not read the restored state back to prove it equals the archive (on by default).
+    #[arg(long, env = "NGBAK_NO_VERIFY_RESTORED")]
+    pub no_verify_restored: bool,
 }
 
 impl RestoreArgs {
     pub fn options(&self) -> RestoreOptions {
-        RestoreOptions { only: self.only.iter().cloned().collect(), dry_run: self.dry_run }
+        RestoreOptions {
+            only: self.only.iter().cloned().collect(),
+            dry_run: self.dry_run,
+            skip_verify_restored: self.no_verify_restored,
+        }
     }
 }

@@ -18,34 +18,6 @@ use std::collections::BTreeMap;
 /// would just grow). Real Neo4j rolls back before reporting a transient error.
 static ONE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Nodes by their `id` property: (labels, properties), and relationships as sorted lines.
-type GraphState = (BTreeMap<String, (Vec<String>, Map<String, Value>)>, Vec<String>);
-
-async fn snapshot(graph: &neo4rs::Graph, label: &str) -> GraphState {
-    let mut nodes = BTreeMap::new();
-    let mut rows =
-        graph.execute(query(&format!("MATCH (n:`{label}`) RETURN labels(n) AS l, properties(n) AS p"))).await.unwrap();
-    while let Some(row) = rows.next().await.unwrap() {
-        let mut labels: Vec<String> = row.get("l").unwrap();
-        labels.sort();
-        let BoltType::Map(p) = row.get::<BoltType>("p").unwrap() else { panic!() };
-        let props = value::encode_map(&p).unwrap();
-        let id = props["id"].as_str().unwrap().to_string();
-        assert!(nodes.insert(id, (labels, props)).is_none(), "duplicate node id");
-    }
-    let mut rels = Vec::new();
-    let q =
-        format!("MATCH (a:`{label}`)-[r]->(b:`{label}`) RETURN a.id AS a, type(r) AS t, b.id AS b, properties(r) AS p");
-    let mut rows = graph.execute(query(&q)).await.unwrap();
-    while let Some(row) = rows.next().await.unwrap() {
-        let BoltType::Map(p) = row.get::<BoltType>("p").unwrap() else { panic!() };
-        let (a, t, b): (String, String, String) = (row.get("a").unwrap(), row.get("t").unwrap(), row.get("b").unwrap());
-        rels.push(format!("{a} -[{t} {}]-> {b}", Value::Object(value::encode_map(&p).unwrap())));
-    }
-    rels.sort();
-    (nodes, rels)
-}
-
 async fn clear(graph: &neo4rs::Graph, label: &str) {
     graph.run(query(&format!("MATCH (n:`{label}`) DETACH DELETE n"))).await.unwrap();
 }
@@ -117,7 +89,7 @@ async fn a_nano_graphrag_graph_round_trips_through_s3_property_by_property() {
     let label = format!("GraphRAG_t{}", unique());
     let graph = bolt_graph().await;
     seed(&graph, &label, 2000).await;
-    let before = snapshot(&graph, &label).await;
+    let before = snapshot_graph(&graph, &label).await;
     assert_eq!((before.0.len(), before.1.len()), (2000, 4000));
 
     let bucket = new_bucket().await;
@@ -129,7 +101,7 @@ async fn a_nano_graphrag_graph_round_trips_through_s3_property_by_property() {
     assert_eq!((stats["label:PERSON"], stats["type:RELATED"]), (500, 4000));
 
     clear(&graph, &label).await;
-    assert!(snapshot(&graph, &label).await.0.is_empty());
+    assert!(snapshot_graph(&graph, &label).await.0.is_empty());
     let restorer = Neo4jRestorer::new(bolt_settings(&label, RestoreMode::Replace));
     let report = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
         .await
@@ -138,7 +110,7 @@ async fn a_nano_graphrag_graph_round_trips_through_s3_property_by_property() {
     for k in ["entities", "relationships", "communities", "label:PERSON", "type:RELATED"] {
         assert_eq!(restored[k], stats[k], "{k}");
     }
-    let after = snapshot(&graph, &label).await;
+    let after = snapshot_graph(&graph, &label).await;
     assert_eq!(after.0, before.0, "nodes differ");
     assert_eq!(after.1, before.1, "relationships differ");
 
@@ -148,7 +120,7 @@ async fn a_nano_graphrag_graph_round_trips_through_s3_property_by_property() {
         run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
             .await
             .unwrap();
-        let again = snapshot(&graph, &label).await;
+        let again = snapshot_graph(&graph, &label).await;
         assert_eq!((again.0.len(), again.1.len()), (2000, 4000));
         assert_eq!(again, before);
     }
@@ -159,7 +131,7 @@ async fn a_nano_graphrag_graph_round_trips_through_s3_property_by_property() {
     run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
         .await
         .unwrap();
-    assert_eq!(snapshot(&graph, &label).await, before);
+    assert_eq!(snapshot_graph(&graph, &label).await, before);
     let leftovers: i64 = {
         let q = format!(
             "MATCH (n) WHERE n:__NgbakImport OR (n:`{label}` AND n.__ngbak_src IS NOT NULL) RETURN count(n) AS c"
@@ -208,7 +180,7 @@ async fn every_bolt_value_type_round_trips() {
             .unwrap();
         expected.insert(name.clone(), v.clone());
     }
-    let before = snapshot(&graph, &label).await;
+    let before = snapshot_graph(&graph, &label).await;
     // What the server itself stores differently (ArcadeDB keeps an offset datetime as a UTC local
     // datetime, for example) is a property of the server; a real Neo4j must keep everything.
     let altered: Vec<&String> =
@@ -229,7 +201,7 @@ async fn every_bolt_value_type_round_trips() {
     run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
         .await
         .unwrap();
-    let after = snapshot(&graph, &label).await;
+    let after = snapshot_graph(&graph, &label).await;
     for name in expected.keys() {
         assert_eq!(after.0[name], before.0[name], "{name} did not round-trip");
     }
@@ -248,7 +220,7 @@ async fn a_corrupted_graph_part_is_refused_before_the_database_is_touched() {
     let exporter = Neo4jExporter::new(bolt_settings(&label, RestoreMode::Merge));
     let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
     graph.run(query(&format!("CREATE (:`{label}` {{id: 'LIVE-ONLY'}})"))).await.unwrap();
-    let live = snapshot(&graph, &label).await;
+    let live = snapshot_graph(&graph, &label).await;
 
     let path = dir.path().join(summary.backup_id.archive_key());
     let mut bytes = std::fs::read(&path).unwrap();
@@ -260,7 +232,7 @@ async fn a_corrupted_graph_part_is_refused_before_the_database_is_touched() {
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("does not match its sidecar"), "{err:#}");
-    assert_eq!(snapshot(&graph, &label).await, live, "the database was touched");
+    assert_eq!(snapshot_graph(&graph, &label).await, live, "the database was touched");
     clear(&graph, &label).await;
 }
 

@@ -360,8 +360,18 @@ async fn snapshots_are_refused_by_an_older_server_and_a_refused_upload_fails_cle
     let err = restore(&store, &id, newer.settings(&name, CaptureMode::Snapshot)).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("snapshot upload into collection") && text.contains("500"), "{text}");
+    assert!(newer.double.as_ref().unwrap().snapshots(&name).is_empty(), "a failed upload left its file behind");
 
     newer.double.as_ref().unwrap().set_faults(Faults::default());
     restore(&store, &id, newer.settings(&name, CaptureMode::Snapshot)).await.unwrap();
+    assert_eq!(points(&newer.client(), &name).await, points(&source.client(), &name).await);
+    assert!(newer.double.as_ref().unwrap().snapshots(&name).is_empty(), "the uploaded snapshot was left behind");
+
+    // A snapshot replaces a collection: merging one into a live collection is refused up front.
+    let mut merge = newer.settings(&name, CaptureMode::Snapshot);
+    merge.restore_mode = RestoreMode::Merge;
+    let err = restore(&store, &id, merge).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("replaces a collection") && text.contains("--vector-mode replace"), "{text}");
     assert_eq!(points(&newer.client(), &name).await, points(&source.client(), &name).await);
 }

@@ -56,6 +56,10 @@ pub struct BackendManifest {
     /// Things the operator should know about this backend's export.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Order-independent digest of every exported record in canonical form (FORMAT.md), which a
+    /// restore recomputes from what it reads back. Absent in archives of older ngbak versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<super::ContentDigest>,
 }
 
 /// One payload entry of the archive.

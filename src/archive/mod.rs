@@ -1,9 +1,11 @@
 //! The `.ngbak` archive: its format, the streaming writer and the verifying reader.
 
+pub mod digest;
 pub mod format;
 pub mod hashing;
 pub mod reader;
 pub mod writer;
 
+pub use digest::ContentDigest;
 pub use format::{ArchiveDigest, ArchiveHeader, BackendManifest, EntryRecord, Manifest, Sidecar};
 pub use writer::{ArchiveWriter, EntryBody, PendingEntry};

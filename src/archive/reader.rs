@@ -184,11 +184,12 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
             return Err(fault(anyhow!("entry {path:?} has {size} bytes, the manifest says {}", record.size)));
         }
         let mut hashing = HashingReader::new(&mut entry);
-        visitor.visit(record, &mut hashing).await.map_err(Walk::Visitor)?;
+        let visited = visitor.visit(record, &mut hashing).await;
         tokio::io::copy(&mut hashing, &mut tokio::io::sink())
             .await
             .map_err(|e| fault(anyhow!(e).context(format!("reading entry {path:?}"))))?;
         let (sha256, read) = hashing.into_tally().finish();
+        // A damaged entry is reported as damaged, even when the visitor tripped over it first.
         if sha256 != record.sha256 || read != record.size {
             return Err(fault(anyhow!(
                 "entry {path:?} has SHA-256 {sha256} ({read} bytes), the manifest says {} ({} bytes)",
@@ -196,6 +197,7 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
                 record.size
             )));
         }
+        visited.map_err(Walk::Visitor)?;
     }
     if !manifest_seen {
         return Err(fault(anyhow!("the archive ends before its manifest (truncated)")));

@@ -5,14 +5,15 @@
 //! object version, streams the entries into the backends. Nothing is staged on disk.
 
 use crate::archive::reader::{read_archive, CheckOnly, EntryVisitor, ReadReport};
-use crate::archive::{EntryRecord, Sidecar};
+use crate::archive::{ContentDigest, EntryRecord, Sidecar};
 use crate::id::BackupId;
 use crate::sources::Restorer;
 use crate::store::{get_bytes, ObjectStore};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 use tokio::io::AsyncRead;
 
@@ -69,6 +70,8 @@ pub struct RestoreOptions {
     pub only: BTreeSet<String>,
     /// Verify and report what would be written; write nothing.
     pub dry_run: bool,
+    /// Skip reading the restored state back to prove it equals the archive (`--no-verify-restored`).
+    pub skip_verify_restored: bool,
 }
 
 /// What a restore did, backend by backend.
@@ -82,6 +85,8 @@ pub struct RestoreReport {
     /// Backends in the archive that were not restored, and why.
     pub skipped: BTreeMap<String, String>,
     pub seconds: f64,
+    /// Seconds spent reading the restored state back (part of `seconds`).
+    pub verify_restored_seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,9 +96,15 @@ pub struct BackendReport {
     pub expected: BTreeMap<String, u64>,
     /// What was written (empty in a dry run).
     pub restored: BTreeMap<String, u64>,
+    /// Whether the restored state was read back and found equal to the archive: `None` when it
+    /// was not checked (dry run, `--no-verify-restored`, or a backend that cannot read back).
+    pub verified: Option<bool>,
+    /// The content digest of the archived records, and of what was read back.
+    pub digest_expected: Option<ContentDigest>,
+    pub digest_found: Option<ContentDigest>,
 }
 
-/// Verifies the archive, then restores it into `restorers`.
+/// Verifies the archive, then restores it into `restorers`, then reads the restored state back.
 pub async fn run_restore(
     store: &dyn ObjectStore,
     id: &BackupId,
@@ -132,31 +143,71 @@ pub async fn run_restore(
     }
     restorers.retain(|r| selected.contains(r.name()));
 
-    tracing::info!(backup_id = %id, "verifying the archive before touching any backend");
+    // Every target is reached and checked before the archive is even read.
+    for r in restorers.iter_mut() {
+        r.preflight(&manifest.backends[r.name()])
+            .await
+            .with_context(|| format!("checking the {} target {} (nothing was written)", r.name(), r.target()))?;
+    }
+
+    tracing::info!(backup_id = %id, "verifying the archive and every record before touching any backend");
     let object = store.get(&id.archive_key(), None).await?;
     let etag = object.meta.etag.clone();
-    let checked = read_archive(object.body, &sidecar, &mut CheckOnly).await?;
+    let mut checking = Checking { restorers: &mut restorers, digests: BTreeMap::new() };
+    let checked = read_archive(object.body, &sidecar, &mut checking).await?;
+    let parsed = std::mem::take(&mut checking.digests);
+    let mut expected_digests = BTreeMap::new();
+    for r in &restorers {
+        let name = r.name();
+        let from_records = parsed.get(name).copied().unwrap_or_default();
+        let expected = match manifest.backends[name].content_digest {
+            Some(recorded) if recorded.records > 0 || from_records.records > 0 => {
+                if from_records != recorded {
+                    bail!(
+                        "the {name} records of backup {id} read back as {from_records:?}, but the backup \
+                         recorded {recorded:?}: this ngbak would not restore them exactly. Nothing was \
+                         restored; report this as a bug, and restore with the ngbak version that made the backup"
+                    );
+                }
+                Some(recorded)
+            }
+            Some(recorded) => Some(recorded),
+            // An archive of an older ngbak: what its records parse to is what must come back.
+            None => (from_records.records > 0).then_some(from_records),
+        };
+        expected_digests.insert(name.to_string(), expected);
+    }
     tracing::info!(backup_id = %id, entries = checked.entries, sha256 = %checked.archive_sha256, "archive verified");
 
     let mut backends = BTreeMap::new();
     for r in &restorers {
         let expected = manifest.backends[r.name()].stats.clone();
-        backends
-            .insert(r.name().to_string(), BackendReport { target: r.target(), expected, restored: BTreeMap::new() });
+        let report = BackendReport {
+            target: r.target(),
+            expected,
+            restored: BTreeMap::new(),
+            verified: None,
+            digest_expected: expected_digests[r.name()],
+            digest_found: None,
+        };
+        backends.insert(r.name().to_string(), report);
     }
+    let mut verify_seconds = 0.0;
     if !options.dry_run {
+        let written = write_and_check(store, id, &sidecar, etag, &mut restorers, &mut backends, options).await;
+        let mut cleanup_errors = Vec::new();
         for r in restorers.iter_mut() {
-            r.prepare(&manifest.backends[r.name()])
-                .await
-                .with_context(|| format!("preparing {} for restore", r.name()))?;
+            if let Err(e) = r.cleanup().await {
+                cleanup_errors.push(format!("{}: {e:#}", r.name()));
+            }
         }
-        let object = store.get(&id.archive_key(), etag.as_deref()).await.context("re-reading the verified archive")?;
-        let mut dispatch = Dispatch { restorers: &mut restorers };
-        read_archive(object.body, &sidecar, &mut dispatch).await?;
-        for r in restorers.iter_mut() {
-            let restored = r.finish().await.with_context(|| format!("finishing the {} restore", r.name()))?;
-            tracing::info!(backend = r.name(), ?restored, "backend restored");
-            backends.get_mut(r.name()).expect("inserted above").restored = restored;
+        verify_seconds = written?;
+        if !cleanup_errors.is_empty() {
+            bail!(
+                "the restore was written and verified, but removing its temporary data failed: {}. \
+                 Run the restore again to remove it",
+                cleanup_errors.join("; ")
+            );
         }
     }
     Ok(RestoreReport {
@@ -167,7 +218,166 @@ pub async fn run_restore(
         backends,
         skipped,
         seconds: started.elapsed().as_secs_f64(),
+        verify_restored_seconds: verify_seconds,
     })
+}
+
+/// The write pass and the read-back check; returns the seconds the check took. An error says
+/// which backends had been written to, since the targets are then partly restored.
+async fn write_and_check(
+    store: &dyn ObjectStore,
+    id: &BackupId,
+    sidecar: &Sidecar,
+    etag: Option<String>,
+    restorers: &mut [Box<dyn Restorer>],
+    backends: &mut BTreeMap<String, BackendReport>,
+    options: &RestoreOptions,
+) -> Result<f64> {
+    let manifest = &sidecar.manifest;
+    let mut touched: Vec<&'static str> = Vec::new();
+    let partial = |touched: &[&str]| {
+        if touched.is_empty() {
+            "nothing was written".to_string()
+        } else {
+            format!(
+                "the restore stopped after writing to {}: those targets now hold part of backup {id}. \
+                 Fix the cause and run the restore again",
+                touched.join(", ")
+            )
+        }
+    };
+    let object = match store.get(&id.archive_key(), etag.as_deref()).await {
+        Ok(o) => o,
+        Err(e) => return Err(e.context(format!("re-reading the verified archive; {}", partial(&touched)))),
+    };
+    for r in restorers.iter_mut() {
+        touched.push(r.name());
+        if let Err(e) = r.prepare(&manifest.backends[r.name()]).await {
+            return Err(e.context(format!("preparing {} for restore; {}", r.name(), partial(&touched))));
+        }
+    }
+    let mut dispatch = Dispatch { restorers: &mut *restorers };
+    if let Err(e) = read_archive(object.body, sidecar, &mut dispatch).await {
+        return Err(e.context(partial(&touched)));
+    }
+    for r in restorers.iter_mut() {
+        let restored = match r.finish().await {
+            Ok(s) => s,
+            Err(e) => return Err(e.context(format!("finishing the {} restore; {}", r.name(), partial(&touched)))),
+        };
+        tracing::info!(backend = r.name(), ?restored, "backend restored");
+        backends.get_mut(r.name()).expect("inserted above").restored = restored;
+    }
+    let started = Instant::now();
+    if !options.skip_verify_restored {
+        for r in restorers.iter_mut() {
+            let report = backends.get_mut(r.name()).expect("inserted above");
+            let Some(expected) = report.digest_expected else { continue };
+            let mut found = ContentDigest::default();
+            if !r
+                .read_back(&mut |record: &[u8]| found.add(record))
+                .await
+                .with_context(|| format!("reading back what was restored into {} (the data was written)", r.name()))?
+            {
+                continue;
+            }
+            report.digest_found = Some(found);
+            report.verified = Some(found == expected);
+            if found != expected {
+                let detail = differences(store, id, sidecar, etag.as_deref(), r.as_mut()).await;
+                bail!(
+                    "the restored {} differs from backup {id}: it holds {} records where the archive has {} \
+                     (digest {} where {} was expected).{detail} The data was written but is not what was \
+                     backed up: stop writers to the target and restore again (with --{}-mode replace to \
+                     remove what the archive does not hold)",
+                    r.name(),
+                    found.records,
+                    expected.records,
+                    found.hex(),
+                    expected.hex(),
+                    mode_flag(r.name())
+                );
+            }
+            tracing::info!(
+                backend = r.name(),
+                records = found.records,
+                "restored state read back: equal to the archive"
+            );
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn mode_flag(backend: &str) -> &'static str {
+    match backend {
+        "neo4j" => "graph",
+        "qdrant" => "vector",
+        _ => "kv",
+    }
+}
+
+/// Up to ten records on each side that the other lacks, found by reading the target back and the
+/// archive again (only when the digests differ, so the cost is paid only then).
+async fn differences(
+    store: &dyn ObjectStore,
+    id: &BackupId,
+    sidecar: &Sidecar,
+    etag: Option<&str>,
+    restorer: &mut dyn Restorer,
+) -> String {
+    let mut found: HashMap<[u8; 32], u32> = HashMap::new();
+    let read =
+        restorer.read_back(&mut |record: &[u8]| *found.entry(Sha256::digest(record).into()).or_default() += 1).await;
+    if let Err(e) = read {
+        return format!(" (the differing records could not be listed: {e:#})");
+    }
+    let mut missing = Vec::new();
+    let name = restorer.name().to_string();
+    let again = match store.get(&id.archive_key(), etag).await {
+        Ok(o) => o,
+        Err(e) => return format!(" (the differing records could not be listed: {e:#})"),
+    };
+    let mut listing = Listing { restorer: &mut *restorer, backend: name, found: &mut found, missing: &mut missing };
+    if let Err(e) = read_archive(again.body, sidecar, &mut listing).await {
+        return format!(" (the differing records could not be listed: {e:#})");
+    }
+    let mut extra = Vec::new();
+    let _ = restorer
+        .read_back(&mut |record: &[u8]| {
+            if let Some(n) = found.get_mut(&<[u8; 32]>::from(Sha256::digest(record))) {
+                if *n > 0 {
+                    *n -= 1;
+                    if extra.len() < 10 {
+                        extra.push(String::from_utf8_lossy(record).into_owned());
+                    }
+                }
+            }
+        })
+        .await;
+    let mut out = String::new();
+    if !missing.is_empty() {
+        out.push_str(&format!("\n  archived but not found as archived (first {}):", missing.len()));
+        for m in &missing {
+            out.push_str(&format!("\n    {}", shorten(m)));
+        }
+    }
+    if !extra.is_empty() {
+        out.push_str(&format!("\n  found but not in the archive (first {}):", extra.len()));
+        for m in &extra {
+            out.push_str(&format!("\n    {}", shorten(m)));
+        }
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+fn shorten(record: &str) -> String {
+    match record.char_indices().nth(400) {
+        Some((i, _)) => format!("{}…", &record[..i]),
+        None => record.to_string(),
+    }
 }
 
 fn target_hint(backend: &str) -> &'static str {
@@ -180,9 +390,56 @@ fn target_hint(backend: &str) -> &'static str {
     }
 }
 
+/// The verification pass: each selected backend's restorer parses its entries as the write pass
+/// would, and the canonical records add up to that backend's content digest.
+struct Checking<'a> {
+    restorers: &'a mut Vec<Box<dyn Restorer>>,
+    digests: BTreeMap<String, ContentDigest>,
+}
+
+#[async_trait]
+impl EntryVisitor for Checking<'_> {
+    async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
+        if let Some(r) = self.restorers.iter_mut().find(|r| r.name() == record.backend) {
+            let digest = self.digests.entry(record.backend.clone()).or_default();
+            r.check_entry(record, body, &mut |canonical: &[u8]| digest.add(canonical)).await.with_context(|| {
+                format!("{} in backup holds a record that cannot be restored; nothing was restored", record.path)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Lists archived records of one backend that the read-back did not find (see [`differences`]).
+struct Listing<'a> {
+    restorer: &'a mut dyn Restorer,
+    backend: String,
+    found: &'a mut HashMap<[u8; 32], u32>,
+    missing: &'a mut Vec<String>,
+}
+
+#[async_trait]
+impl EntryVisitor for Listing<'_> {
+    async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
+        if record.backend != self.backend {
+            return Ok(());
+        }
+        let (found, missing) = (&mut *self.found, &mut *self.missing);
+        self.restorer
+            .check_entry(record, body, &mut |canonical: &[u8]| match found
+                .get_mut(&<[u8; 32]>::from(Sha256::digest(canonical)))
+            {
+                Some(n) if *n > 0 => *n -= 1,
+                _ if missing.len() < 10 => missing.push(String::from_utf8_lossy(canonical).into_owned()),
+                _ => {}
+            })
+            .await
+    }
+}
+
 /// Hands each entry to the restorer of its backend; entries of other backends are only read.
 struct Dispatch<'a> {
-    restorers: &'a mut Vec<Box<dyn Restorer>>,
+    restorers: &'a mut [Box<dyn Restorer>],
 }
 
 #[async_trait]

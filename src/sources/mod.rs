@@ -28,12 +28,31 @@ pub trait Exporter: Send {
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest>;
 }
 
-/// Writes one backend's entries back into it.
+/// Writes one backend's entries back into it, and proves afterwards what it wrote.
+///
+/// The pipeline calls, in order: `preflight` (connect and check the target; nothing written),
+/// `check_entry` for every entry during the verification pass, then `prepare`, `restore_entry`
+/// for every entry, `finish`, `read_back`, and `cleanup` — the last also after any failure.
 #[async_trait]
 pub trait Restorer: Send {
     fn name(&self) -> &'static str;
     /// Where the data goes (credentials redacted), for reports.
     fn target(&self) -> String;
+    /// Connects and checks that the target can take this archive, before anything is written.
+    async fn preflight(&mut self, _backend: &BackendManifest) -> Result<()> {
+        Ok(())
+    }
+    /// Parses one entry with the same code the write pass uses, without writing, and hands each
+    /// record's canonical form (FORMAT.md) to `each`: a record that could not be written fails
+    /// here, before any backend is touched.
+    async fn check_entry(
+        &mut self,
+        _entry: &EntryRecord,
+        _body: &mut (dyn AsyncRead + Send + Unpin),
+        _each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+    ) -> Result<()> {
+        Ok(())
+    }
     /// Called once the archive has been verified, before the first entry (e.g. to clear the
     /// target in `replace` mode).
     async fn prepare(&mut self, backend: &BackendManifest) -> Result<()>;
@@ -41,6 +60,16 @@ pub trait Restorer: Send {
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()>;
     /// Flushes what is pending and returns what was written, by the manifest's statistic names.
     async fn finish(&mut self) -> Result<BTreeMap<String, u64>>;
+    /// Reads back what this restore wrote (in `replace` mode: the whole scope) and hands each
+    /// record's canonical form to `each`. `Ok(false)` when the backend cannot read back.
+    async fn read_back(&mut self, _each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+        Ok(false)
+    }
+    /// Removes what only the restore needed (temporary keys, indexes, uploaded files). Runs after
+    /// success and after failure; must be safe to call when nothing was prepared.
+    async fn cleanup(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// How a restore treats what is already in the target.

@@ -31,7 +31,16 @@ impl<'a> NdjsonParts<'a> {
 
     /// Adds one record as one line; sends the part once it reaches the part size.
     pub async fn push<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<()> {
+        let start = self.buf.len();
         serde_json::to_writer(&mut self.buf, record)?;
+        if self.buf.len() - start > MAX_LINE {
+            self.buf.truncate(start);
+            anyhow::bail!(
+                "a record of {} is larger than {} MiB, the most one archive record may hold (FORMAT.md)",
+                self.folder,
+                MAX_LINE >> 20
+            );
+        }
         self.buf.push(b'\n');
         self.in_part += 1;
         self.total += 1;
@@ -58,27 +67,78 @@ impl<'a> NdjsonParts<'a> {
     }
 }
 
+/// Longest record line accepted, written or read (FORMAT.md): a record is held whole in memory
+/// while it is parsed, so an archive must not be able to make a restore allocate without bound.
+pub const MAX_LINE: usize = 64 << 20;
+
+/// Reads an NDJSON entry one line at a time, never holding more than one line of at most
+/// [`MAX_LINE`] bytes; a longer line is an error, not an allocation.
+pub struct LineReader<'a, R: tokio::io::AsyncRead + Unpin + ?Sized> {
+    reader: tokio::io::BufReader<&'a mut R>,
+    line: Vec<u8>,
+    /// 1-based number of the line last returned, for error messages.
+    pub number: u64,
+}
+
+impl<'a, R: tokio::io::AsyncRead + Unpin + ?Sized> LineReader<'a, R> {
+    pub fn new(body: &'a mut R) -> Self {
+        LineReader { reader: tokio::io::BufReader::with_capacity(1 << 20, body), line: Vec::new(), number: 0 }
+    }
+
+    /// The next non-empty line without its newline; `None` at the end of the entry.
+    pub async fn next_line(&mut self) -> Result<Option<&[u8]>> {
+        use tokio::io::AsyncBufReadExt;
+        loop {
+            self.line.clear();
+            let mut complete = false;
+            while !complete {
+                let available = self.reader.fill_buf().await?;
+                if available.is_empty() {
+                    break;
+                }
+                let (take, found) = match available.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (available.len(), false),
+                };
+                if self.line.len() + take > MAX_LINE + 1 {
+                    anyhow::bail!(
+                        "line {} is longer than {} MiB, the most a record may take (FORMAT.md); the archive \
+                         was not written by ngbak or is damaged",
+                        self.number + 1,
+                        MAX_LINE >> 20
+                    );
+                }
+                self.line.extend_from_slice(&available[..take]);
+                self.reader.consume(take);
+                complete = found;
+            }
+            if self.line.is_empty() {
+                return Ok(None);
+            }
+            self.number += 1;
+            if self.line.ends_with(b"\n") {
+                self.line.pop();
+            }
+            if !self.line.is_empty() {
+                return Ok(Some(&self.line));
+            }
+        }
+    }
+}
+
 /// Splits an NDJSON entry read from the archive back into records, one line at a time.
 pub async fn for_each_line<R, F>(body: &mut R, mut each: F) -> Result<u64>
 where
     R: tokio::io::AsyncRead + Unpin + ?Sized,
     F: FnMut(&[u8]) -> Result<()>,
 {
-    use tokio::io::AsyncBufReadExt;
-    let mut reader = tokio::io::BufReader::with_capacity(1 << 20, body);
-    let mut line = Vec::new();
+    let mut lines = LineReader::new(body);
     let mut n = 0;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(n);
-        }
-        let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
-        if !trimmed.is_empty() {
-            each(trimmed)?;
-            n += 1;
-        }
+    while let Some(line) = lines.next_line().await? {
+        each(line)?;
+        n += 1;
     }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -114,5 +174,22 @@ mod tests {
         assert_eq!(seen, (0..50).collect::<Vec<_>>());
         assert_eq!(names[0], "kv/test/000001.ndjson");
         assert!(names.len() > 10);
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_is_an_error_not_an_allocation() {
+        let mut body = vec![b'x'; MAX_LINE + 10];
+        body.push(b'\n');
+        let err = for_each_line(&mut &body[..], |_| Ok(())).await.unwrap_err();
+        assert!(err.to_string().contains("longer than 64 MiB"), "{err}");
+        let ok = [b"a\n\nb".as_slice()].concat();
+        let mut seen = Vec::new();
+        for_each_line(&mut &ok[..], |l| {
+            seen.push(l.to_vec());
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec()]);
     }
 }

@@ -4,16 +4,16 @@
 //! are valid UTF-8 (nano-graphrag's JSON documents) stay readable text; other bytes are base64.
 //! Restore writes each key exactly (delete, recreate, expire) in pipelined MULTI/EXEC batches.
 
-use super::ndjson::for_each_line;
+use super::ndjson::LineReader;
 use super::{namespace_stat, redact_url, EntrySender, Exporter, RestoreMode, Restorer};
-use crate::archive::{BackendManifest, EntryRecord};
+use crate::archive::{BackendManifest, ContentDigest, EntryRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use base64::Engine;
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use tokio::io::AsyncRead;
 
 pub const NAME: &str = "redis";
@@ -22,7 +22,7 @@ const FOLDER: &str = "kv/redis";
 const BATCH: usize = 500;
 
 /// Bytes as they are in Redis: text when valid UTF-8, else base64.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Blob {
     Text(String),
@@ -140,10 +140,12 @@ impl Exporter for RedisExporter {
         let mut con = connect(&self.url).await?;
         let mut parts = out.ndjson(FOLDER);
         let mut stats = BTreeMap::new();
+        let mut digest = ContentDigest::default();
         let mut scanner = Scanner::new(&self.patterns);
         while let Some(keys) = scanner.next_batch(&mut con).await? {
             for record in read_keys(&mut con, keys).await? {
                 count_key(&mut stats, &record.key);
+                digest.add(&canonical(&record));
                 parts.push(&record).await?;
             }
         }
@@ -154,8 +156,64 @@ impl Exporter for RedisExporter {
             stats,
             details: serde_json::json!({ "url": redact_url(&self.url), "patterns": self.patterns }),
             warnings: Vec::new(),
+            content_digest: Some(digest),
         })
     }
+}
+
+/// A key's canonical form for the content digest (FORMAT.md): key, type, value with hash fields,
+/// set members and sorted-set members in byte order, and whether it expires (not the remaining
+/// time, which passes between backup and check).
+pub fn canonical(record: &KeyRecord) -> Vec<u8> {
+    let sorted = |mut v: Vec<Blob>| {
+        v.sort_by(|a, b| blob_order(a).cmp(&blob_order(b)));
+        v
+    };
+    let value = match &record.value {
+        KeyValue::Hash(fields) => {
+            let mut f = fields.clone();
+            f.sort_by(|a, b| blob_order(&a.0).cmp(&blob_order(&b.0)));
+            KeyValue::Hash(f)
+        }
+        KeyValue::Set(members) => KeyValue::Set(sorted(members.clone())),
+        KeyValue::Zset(members) => {
+            let mut m = members.clone();
+            m.sort_by(|a, b| blob_order(&a.0).cmp(&blob_order(&b.0)));
+            KeyValue::Zset(m)
+        }
+        other => other.clone(),
+    };
+    let canonical = KeyRecord { key: record.key.clone(), pttl: record.pttl.map(|_| 0), value };
+    serde_json::to_vec(&canonical).expect("records serialise")
+}
+
+fn blob_order(b: &Blob) -> (u8, &str) {
+    match b {
+        Blob::Text(s) => (0, s.as_str()),
+        Blob::Binary { b64 } => (1, b64.as_str()),
+    }
+}
+
+/// True when `e` is Redis's WRONGTYPE reply (a key changed type between two round trips),
+/// wherever it sits in the error's chain of context.
+fn is_wrong_type(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<redis::RedisError>().is_some_and(|r| r.code() == Some("WRONGTYPE")))
+}
+
+/// Parses one archived key and checks what a write would need (scores, base64).
+fn parse_record(line: &[u8], entry: &str) -> Result<KeyRecord> {
+    let record: KeyRecord = serde_json::from_slice(line).with_context(|| format!("bad record in {entry}"))?;
+    record.key.clone().into_bytes().with_context(|| format!("bad key in {entry}"))?;
+    if let KeyValue::Zset(members) = &record.value {
+        for (m, score) in members {
+            let ok =
+                matches!(score.as_str(), "inf" | "-inf" | "+inf") || score.parse::<f64>().is_ok_and(|f| !f.is_nan());
+            if !ok {
+                bail!("bad sorted-set score {score:?} for member {m:?} in {entry}");
+            }
+        }
+    }
+    Ok(record)
 }
 
 /// Adds a key to the nano-graphrag statistics (`nano_graphrag:<namespace>:<id>`).
@@ -178,7 +236,7 @@ async fn read_keys(con: &mut MultiplexedConnection, keys: Vec<Vec<u8>>) -> Resul
         match read_keys_once(con, &keys).await {
             Ok(records) => return Ok(records),
             // A key changed type between the two round trips: read the batch again.
-            Err(e) if attempt < 3 && e.to_string().contains("WRONGTYPE") => continue,
+            Err(e) if attempt < 5 && is_wrong_type(&e) => continue,
             Err(e) => return Err(e),
         }
     }
@@ -291,6 +349,8 @@ pub struct RedisRestorer {
     con: Option<MultiplexedConnection>,
     keys: u64,
     stats: BTreeMap<String, u64>,
+    /// Merge mode: hashes of the keys written, so the check reads back only those.
+    written: HashSet<u64>,
 }
 
 impl RedisRestorer {
@@ -302,6 +362,7 @@ impl RedisRestorer {
             con: None,
             keys: 0,
             stats: BTreeMap::new(),
+            written: HashSet::new(),
         }
     }
 
@@ -398,15 +459,12 @@ impl Restorer for RedisRestorer {
 
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
         let mut batch = Vec::new();
-        let mut records = Vec::new();
-        for_each_line(body, |line| {
-            records.push(
-                serde_json::from_slice::<KeyRecord>(line).with_context(|| format!("bad record in {}", entry.path))?,
-            );
-            Ok(())
-        })
-        .await?;
-        for record in records {
+        let mut lines = LineReader::new(body);
+        while let Some(line) = lines.next_line().await? {
+            let record = parse_record(line, &entry.path)?;
+            if self.mode == RestoreMode::Merge {
+                self.written.insert(key_hash(&record.key));
+            }
             count_key(&mut self.stats, &record.key);
             self.keys += 1;
             batch.push(record);
@@ -425,6 +483,48 @@ impl Restorer for RedisRestorer {
         stats.insert("keys".into(), self.keys);
         Ok(stats)
     }
+
+    async fn check_entry(
+        &mut self,
+        entry: &EntryRecord,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+        each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+    ) -> Result<()> {
+        let mut lines = LineReader::new(body);
+        while let Some(line) = lines.next_line().await? {
+            each(&canonical(&parse_record(line, &entry.path)?));
+        }
+        Ok(())
+    }
+
+    async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+        // Replace mode: every key in scope; merge mode: the keys this restore wrote.
+        let mut con = connect(&self.url).await?;
+        let mut scanner = Scanner::new(&self.patterns);
+        let mut seen = HashSet::new();
+        while let Some(keys) = scanner.next_batch(&mut con).await? {
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter(|k| {
+                    let h = key_hash(&Blob::from_bytes(k.clone()));
+                    // SCAN may return a key twice; it counts once.
+                    (self.mode == RestoreMode::Replace || self.written.contains(&h)) && seen.insert(h)
+                })
+                .collect();
+            for record in read_keys(&mut con, keys).await? {
+                each(&canonical(&record));
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A 64-bit hash of a key, to remember which keys a merge restore wrote in 8 bytes each.
+fn key_hash(key: &Blob) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

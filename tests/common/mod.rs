@@ -312,3 +312,35 @@ pub async fn cutting_proxy(target: String, limit: u64) -> u16 {
     });
     port
 }
+
+/// Nodes by their `id` property: (sorted labels, properties), and relationships as sorted lines.
+/// Properties are in the archive's tagged form, so floats compare exactly (by value, not text).
+pub type GraphState = (BTreeMap<String, (Vec<String>, serde_json::Map<String, serde_json::Value>)>, Vec<String>);
+
+/// Every node labelled `label` and every relationship between two of them, item by item.
+pub async fn snapshot_graph(graph: &neo4rs::Graph, label: &str) -> GraphState {
+    use neo4rs::{query, BoltType};
+    use ngbak::sources::neo4j::value;
+    let mut nodes = BTreeMap::new();
+    let mut rows =
+        graph.execute(query(&format!("MATCH (n:`{label}`) RETURN labels(n) AS l, properties(n) AS p"))).await.unwrap();
+    while let Some(row) = rows.next().await.unwrap() {
+        let mut labels: Vec<String> = row.get("l").unwrap();
+        labels.sort();
+        let BoltType::Map(p) = row.get::<BoltType>("p").unwrap() else { panic!("properties are not a map") };
+        let props = value::encode_map(&p).unwrap();
+        let id = props["id"].as_str().unwrap().to_string();
+        assert!(nodes.insert(id, (labels, props)).is_none(), "duplicate node id");
+    }
+    let mut rels = Vec::new();
+    let q =
+        format!("MATCH (a:`{label}`)-[r]->(b:`{label}`) RETURN a.id AS a, type(r) AS t, b.id AS b, properties(r) AS p");
+    let mut rows = graph.execute(query(&q)).await.unwrap();
+    while let Some(row) = rows.next().await.unwrap() {
+        let BoltType::Map(p) = row.get::<BoltType>("p").unwrap() else { panic!("properties are not a map") };
+        let (a, t, b): (String, String, String) = (row.get("a").unwrap(), row.get("t").unwrap(), row.get("b").unwrap());
+        rels.push(format!("{a} -[{t} {}]-> {b}", serde_json::Value::Object(value::encode_map(&p).unwrap())));
+    }
+    rels.sort();
+    (nodes, rels)
+}

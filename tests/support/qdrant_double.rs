@@ -278,6 +278,20 @@ async fn upload_snapshot(
     if let Some(e) = rejected(&s, &h) {
         return e;
     }
+    assert_eq!(q.get("priority").map(String::as_str), Some("snapshot"), "ngbak uploads with priority=snapshot");
+    let mut data = None;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some("snapshot") {
+            let name = field.file_name().unwrap_or("upload.snapshot").to_string();
+            data = Some((name, field.bytes().await.unwrap()));
+        }
+    }
+    let Some((name, data)) = data else {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "status": { "error": "no snapshot field" } }))).into_response();
+    };
+    // Like Qdrant (seen on 1.15): the uploaded file stays among the collection's snapshots, under
+    // the uploaded file name, whether recovery succeeds or not, until someone deletes it.
+    s.inner.lock().unwrap().snapshots.insert((c.clone(), name), data.to_vec());
     if s.faults.lock().unwrap().refuse_upload {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -285,16 +299,6 @@ async fn upload_snapshot(
         )
             .into_response();
     }
-    assert_eq!(q.get("priority").map(String::as_str), Some("snapshot"), "ngbak uploads with priority=snapshot");
-    let mut data = None;
-    while let Ok(Some(field)) = form.next_field().await {
-        if field.name() == Some("snapshot") {
-            data = Some(field.bytes().await.unwrap());
-        }
-    }
-    let Some(data) = data else {
-        return (StatusCode::BAD_REQUEST, Json(json!({ "status": { "error": "no snapshot field" } }))).into_response();
-    };
     match collection_from_snapshot(&data) {
         Ok(coll) => {
             s.inner.lock().unwrap().collections.insert(c, coll);

@@ -387,8 +387,21 @@ impl QdrantRestorer {
         let what = format!("snapshot upload into collection {target}");
         let upload = rest.send(req, &what);
         let (pumped, uploaded) = tokio::join!(pump, upload);
+        // Qdrant keeps the uploaded file among the collection's snapshots, as large as the
+        // collection, whether recovery worked or not: delete it either way.
+        let file = format!("/collections/{target}/snapshots/{target}.snapshot");
+        let removed = rest.send(rest.request(Method::DELETE, &file), &format!("deleting the uploaded {file}")).await;
         uploaded?;
         pumped?;
+        if let Err(e) = removed {
+            let text = format!("{e:#}");
+            if !text.contains("404") && !text.contains("not found") && !text.contains("Not found") {
+                tracing::warn!(
+                    backend = NAME,
+                    "the uploaded snapshot {file} could not be deleted: {text}; delete it by hand"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -474,6 +487,33 @@ impl Restorer for QdrantRestorer {
     fn target(&self) -> String {
         let to = self.settings.restore_as.as_deref().map(|n| format!(" as {n}")).unwrap_or_default();
         format!("{}{to}", redact_url(&self.settings.url))
+    }
+
+    async fn preflight(&mut self, backend: &BackendManifest) -> Result<()> {
+        // A snapshot upload replaces a collection; merging into a live one is refused up front.
+        if self.settings.restore_mode != RestoreMode::Merge {
+            return Ok(());
+        }
+        let grpc = self.settings.grpc()?;
+        let details = backend.details["collections"].as_object().cloned().unwrap_or_default();
+        for (name, d) in &details {
+            if d["mode"] != "snapshot" {
+                continue;
+            }
+            let target = self.target(name);
+            let exists = grpc
+                .collection_exists(&target)
+                .await
+                .with_context(|| format!("reaching Qdrant to check whether {target} exists (nothing was written)"))?;
+            if exists {
+                bail!(
+                    "collection {target} exists and this archive holds it as a Qdrant snapshot, which replaces a \
+                     collection rather than merging into it. Restore with --vector-mode replace, or beside the \
+                     live one with --restore-as <new name> (then --qdrant-switch-alias to switch readers)"
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn prepare(&mut self, backend: &BackendManifest) -> Result<()> {
