@@ -129,3 +129,25 @@ async fn dry_run_verifies_and_writes_nothing() {
     assert!(report.backends["redis"].restored.is_empty());
     assert!(redis_snapshot(&mut con, &pattern).await.is_empty(), "a dry run wrote to Redis");
 }
+
+#[tokio::test]
+async fn a_wrongtype_reply_is_recognised_through_the_error_context() {
+    // The export reads a key's type, then its value; a key that changed type in between answers
+    // WRONGTYPE, which must trigger a second read even when wrapped in context (it once did not).
+    let mut con = redis().await;
+    let key = format!("ngbak-test:{}:wrongtype", unique());
+    let _: () = redis::cmd("HSET").arg(&key).arg("f").arg("v").query_async(&mut con).await.unwrap();
+    let err: anyhow::Error = redis::pipe()
+        .cmd("GET")
+        .arg(&key)
+        .query_async::<Vec<redis::Value>>(&mut con)
+        .await
+        .map_err(anyhow::Error::from)
+        .map(|_| ())
+        .unwrap_err()
+        .context("reading values from Redis");
+    assert!(ngbak::sources::redis::is_wrong_type(&err), "{err:#}");
+    let other = anyhow::anyhow!("WRONGTYPE in plain text is not a Redis reply");
+    assert!(!ngbak::sources::redis::is_wrong_type(&other));
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut con).await.unwrap();
+}

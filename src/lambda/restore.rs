@@ -70,7 +70,22 @@ async fn restore_locked(
     from_tag: bool,
 ) -> Result<Value> {
     let tag_key = &config.restore_tag_key;
-    let mut tags = store.get_tags(&id.archive_key()).await.unwrap_or_default();
+    // Tags are written back whole, so a set that could not be read is never written: that
+    // would erase the archive's other tags.
+    let (mut tags, tags_read) = match store.get_tags(&id.archive_key()).await {
+        Ok(tags) => (tags, true),
+        Err(e) if from_tag => {
+            return Err(e.context(format!(
+                "reading the tags of {} (nothing was restored and no tag was changed); check the function's \
+                 s3:GetObjectTagging permission",
+                id.archive_key()
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(backup_id = %id, "the archive's tags cannot be read, so its restore status will not be tagged: {e:#}");
+            (Default::default(), false)
+        }
+    };
     // Checked again under the lock: a run that finished just before us has changed it.
     if from_tag && tags.get(tag_key) != Some(&config.restore_tag_value) {
         return Ok(ignored(Some(id), "the restore was handled by another run"));
@@ -79,7 +94,7 @@ async fn restore_locked(
         tags.insert(tag_key.clone(), value.to_string());
         tags.clone()
     };
-    let tagging = from_tag || store.url().starts_with("s3://");
+    let tagging = tags_read && (from_tag || store.url().starts_with("s3://"));
     if tagging {
         store
             .put_tags(&id.archive_key(), &set_tag(RUNNING, &mut tags))

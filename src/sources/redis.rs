@@ -196,8 +196,12 @@ fn blob_order(b: &Blob) -> (u8, &str) {
 
 /// True when `e` is Redis's WRONGTYPE reply (a key changed type between two round trips),
 /// wherever it sits in the error's chain of context.
-fn is_wrong_type(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<redis::RedisError>().is_some_and(|r| r.code() == Some("WRONGTYPE")))
+pub fn is_wrong_type(e: &anyhow::Error) -> bool {
+    e.chain().filter_map(|c| c.downcast_ref::<redis::RedisError>()).any(|r| {
+        // A pipeline's replies come back as one error holding each failed command's.
+        r.code() == Some("WRONGTYPE")
+            || r.clone().into_server_errors().is_some_and(|errs| errs.iter().any(|(_, e)| e.code() == "WRONGTYPE"))
+    })
 }
 
 /// Parses one archived key and checks what a write would need (scores, base64).

@@ -291,17 +291,33 @@ impl ObjectStore for S3Store {
 
     async fn is_locked(&self, key: &str) -> Result<bool> {
         let full = self.full_key(key);
-        let retention = self.client.get_object_retention().bucket(&self.bucket).key(&full).send().await;
-        if let Ok(r) = retention {
-            let until = r.retention().and_then(|r| r.retain_until_date()).and_then(to_chrono);
-            if until.is_some_and(|t| t > chrono::Utc::now()) {
-                return Ok(true);
+        match self.client.get_object_retention().bucket(&self.bucket).key(&full).send().await {
+            Ok(r) => {
+                let until = r.retention().and_then(|r| r.retain_until_date()).and_then(to_chrono);
+                if until.is_some_and(|t| t > chrono::Utc::now()) {
+                    return Ok(true);
+                }
             }
+            Err(e) if no_lock_configured(e.code()) => {}
+            // Not knowing is not "not locked": a delete decision must not rest on it.
+            Err(e) => return Err(self.fail("GetObjectRetention", key, e)),
         }
-        let hold = self.client.get_object_legal_hold().bucket(&self.bucket).key(&full).send().await;
-        Ok(hold.ok().and_then(|h| h.legal_hold().and_then(|l| l.status().cloned()))
-            == Some(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On))
+        match self.client.get_object_legal_hold().bucket(&self.bucket).key(&full).send().await {
+            Ok(h) => Ok(h.legal_hold().and_then(|l| l.status().cloned())
+                == Some(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)),
+            Err(e) if no_lock_configured(e.code()) => Ok(false),
+            Err(e) => Err(self.fail("GetObjectLegalHold", key, e)),
+        }
     }
+}
+
+/// The answers S3 gives for an object that has no retention or legal hold (or a bucket without
+/// Object Lock): these mean "not locked"; any other error means "unknown".
+fn no_lock_configured(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("NoSuchObjectLockConfiguration" | "ObjectLockConfigurationNotFoundError" | "InvalidRequest" | "NoSuchKey")
+    )
 }
 
 fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
