@@ -115,7 +115,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                     format!("backup {} verified (sha256 {}); {verb}:\n", report.backup_id, report.archive_sha256);
                 for (name, b) in &report.backends {
                     let counts = if report.dry_run { &b.expected } else { &b.restored };
-                    s += &format!("  {name} → {}: {}\n", b.target, stats_line(counts));
+                    let check = match (b.verified, &b.digest_found) {
+                        (Some(true), Some(d)) => format!(" — read back: {} records equal to the archive", d.records),
+                        (Some(false), _) => " — read back: DIFFERENT from the archive".to_string(),
+                        _ if report.dry_run => String::new(),
+                        _ => " — not read back".to_string(),
+                    };
+                    s += &format!("  {name} → {}: {}{check}\n", b.target, stats_line(counts));
                 }
                 for (name, why) in &report.skipped {
                     s += &format!("  {name}: skipped ({why})\n");

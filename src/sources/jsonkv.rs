@@ -273,13 +273,57 @@ impl Restorer for WorkdirRestorer {
             .with_context(|| format!("creating the working directory {}", self.dir.display()))
     }
 
+    async fn check_entry(
+        &mut self,
+        entry: &EntryRecord,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+        each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+    ) -> Result<()> {
+        let (name, _) = file_of(entry)?;
+        let mut tally = Tally::default();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = body.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            tally.update(&buf[..n]);
+        }
+        let (sha256, size) = tally.finish();
+        each(&canonical(&name, &sha256, size));
+        Ok(())
+    }
+
+    async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+        // Replace mode: every nano-graphrag file in the directory; merge mode: the files written.
+        let dir = self.dir.clone();
+        let present = tokio::task::spawn_blocking(move || known_files(&dir)).await??.known;
+        for (name, _) in present {
+            if self.mode == RestoreMode::Merge && !self.written.contains(&name) {
+                continue;
+            }
+            let path = self.dir.join(&name);
+            let (sha256, size) = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
+                let mut tally = Tally::default();
+                let mut file =
+                    std::fs::File::open(&path).with_context(|| format!("reading back {}", path.display()))?;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = std::io::Read::read(&mut file, &mut buf)?;
+                    if n == 0 {
+                        return Ok(tally.finish());
+                    }
+                    tally.update(&buf[..n]);
+                }
+            })
+            .await??;
+            each(&canonical(&name, &sha256, size));
+        }
+        Ok(true)
+    }
+
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        let name = entry.path.rsplit('/').next().unwrap_or_default().to_string();
-        let Some(kind) =
-            FileKind::of(&name).filter(|k| plain_name(&name) && entry.path == format!("{}/{name}", k.folder()))
-        else {
-            bail!("entry {} is not a nano-graphrag working-directory file", entry.path);
-        };
+        let (name, kind) = file_of(entry)?;
         let target = self.dir.join(&name);
         let temp = self.dir.join(format!(".{name}.ngbak-{}", uuid::Uuid::new_v4().simple()));
         let written = write_checked(&temp, body, entry).await;
@@ -314,6 +358,20 @@ impl Restorer for WorkdirRestorer {
         stats.insert("files".into(), self.written.len() as u64);
         Ok(stats)
     }
+}
+
+/// The file an entry restores, refusing entries outside the folder their kind belongs in.
+fn file_of(entry: &EntryRecord) -> Result<(String, FileKind)> {
+    let name = entry.path.rsplit('/').next().unwrap_or_default().to_string();
+    match FileKind::of(&name).filter(|k| plain_name(&name) && entry.path == format!("{}/{name}", k.folder())) {
+        Some(kind) => Ok((name, kind)),
+        None => bail!("entry {} is not a nano-graphrag working-directory file in its folder", entry.path),
+    }
+}
+
+/// A file's canonical form for the content digest (FORMAT.md): its name, SHA-256 and size.
+fn canonical(name: &str, sha256: &str, size: u64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "file": name, "sha256": sha256, "size": size })).expect("serialises")
 }
 
 /// Copies `body` into a new file at `path`, checks size and SHA-256 against `entry`, fsyncs.

@@ -12,10 +12,10 @@
 pub mod points;
 pub mod rest;
 
-use super::ndjson::for_each_line;
+use super::ndjson::LineReader;
 use super::{redact_url, EntrySender, Exporter, RestoreMode, Restorer};
 use crate::archive::format::safe_component;
-use crate::archive::{BackendManifest, EntryBody, EntryRecord};
+use crate::archive::{BackendManifest, ContentDigest, EntryBody, EntryRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use base64::Engine;
@@ -31,7 +31,7 @@ use reqwest::Method;
 use rest::{major_minor, Rest};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -181,7 +181,13 @@ impl QdrantExporter {
         Ok(size)
     }
 
-    async fn export_points(&self, grpc: &Qdrant, c: &str, out: &EntrySender) -> Result<(u64, Value)> {
+    async fn export_points(
+        &self,
+        grpc: &Qdrant,
+        c: &str,
+        out: &EntrySender,
+        digest: &mut ContentDigest,
+    ) -> Result<(u64, Value)> {
         let info = grpc
             .collection_info(c)
             .await
@@ -220,7 +226,9 @@ impl QdrantExporter {
                 .await
                 .with_context(|| format!("Qdrant gRPC scroll of {c}"))?;
             for point in &page.result {
-                parts.push(&record_of(point).with_context(|| format!("a point of {c}"))?).await?;
+                let record = record_of(point).with_context(|| format!("a point of {c}"))?;
+                digest.add(&canonical(c, &record));
+                parts.push(&record).await?;
             }
             match page.next_page_offset {
                 Some(next) => offset = Some(next),
@@ -230,6 +238,20 @@ impl QdrantExporter {
         let points = parts.finish().await?;
         Ok((points, json!({ "mode": "points", "points": points, "vectors": summary })))
     }
+}
+
+/// A point's canonical form for the content digest (FORMAT.md): the archived collection name and
+/// the point record (id, vectors as packed f32, payload with keys in order).
+fn canonical(collection: &str, point: &PointRecord) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "collection": collection, "point": point })).expect("points serialise")
+}
+
+/// A 64-bit hash of a point id, to remember which points a merge restore wrote in 8 bytes each.
+fn point_hash(collection: &str, id: &points::PointKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (collection, id).hash(&mut h);
+    h.finish()
 }
 
 /// Vector names, sizes and distances of a collection, for the manifest.
@@ -274,6 +296,7 @@ impl Exporter for QdrantExporter {
         let mut manifest = BackendManifest { kind: "vector".into(), ..Default::default() };
         let mut details = BTreeMap::new();
         let mut total = 0;
+        let mut digest = ContentDigest::default();
         for c in &names {
             let info = rest
                 .result(rest.request(Method::GET, &format!("/collections/{c}")), &format!("info of collection {c}"))
@@ -281,7 +304,7 @@ impl Exporter for QdrantExporter {
             let count = info["points_count"].as_u64().unwrap_or(0);
             let detail = match &grpc {
                 Some(grpc) => {
-                    let (points, detail) = self.export_points(grpc, c, out).await?;
+                    let (points, detail) = self.export_points(grpc, c, out, &mut digest).await?;
                     total += points;
                     detail
                 }
@@ -297,6 +320,11 @@ impl Exporter for QdrantExporter {
         }
         manifest.stats.insert("vectors".into(), total);
         manifest.stats.insert("collections".into(), names.len() as u64);
+        // Points mode proves every point after a restore; a snapshot is opaque, so its restore
+        // is checked by the collection's point count.
+        if self.settings.mode == CaptureMode::Points {
+            manifest.content_digest = Some(digest);
+        }
         manifest.details = json!({
             "url": redact_url(&self.settings.url),
             "server_version": version,
@@ -313,8 +341,12 @@ pub struct QdrantRestorer {
     grpc: Option<Qdrant>,
     /// Collections in the archive (to refuse `--restore-as` with more than one).
     archived: Vec<String>,
+    /// Points per archived collection, as the backup counted them.
+    expected: BTreeMap<String, u64>,
     stats: BTreeMap<String, u64>,
     restored: Vec<String>,
+    /// Merge mode, points archives: hashes of the points written, so the check reads back only those.
+    written: HashSet<u64>,
 }
 
 impl QdrantRestorer {
@@ -324,8 +356,10 @@ impl QdrantRestorer {
             rest: None,
             grpc: None,
             archived: Vec::new(),
+            expected: BTreeMap::new(),
             stats: BTreeMap::new(),
             restored: Vec::new(),
+            written: HashSet::new(),
         }
     }
 
@@ -490,12 +524,21 @@ impl Restorer for QdrantRestorer {
     }
 
     async fn preflight(&mut self, backend: &BackendManifest) -> Result<()> {
+        let details = backend.details["collections"].as_object().cloned().unwrap_or_default();
+        self.archived = details.keys().cloned().collect();
+        for c in &self.archived {
+            if let Some(n) = backend.stats.get(&format!("vectors:{c}")) {
+                self.expected.insert(c.clone(), *n);
+            }
+        }
+        if self.settings.restore_as.is_some() && self.archived.len() != 1 {
+            bail!("--restore-as needs an archive with exactly one collection; this one has {:?}", self.archived);
+        }
         // A snapshot upload replaces a collection; merging into a live one is refused up front.
         if self.settings.restore_mode != RestoreMode::Merge {
             return Ok(());
         }
         let grpc = self.settings.grpc()?;
-        let details = backend.details["collections"].as_object().cloned().unwrap_or_default();
         for (name, d) in &details {
             if d["mode"] != "snapshot" {
                 continue;
@@ -521,10 +564,6 @@ impl Restorer for QdrantRestorer {
         let here =
             rest.version().await.with_context(|| format!("reaching Qdrant at {}", redact_url(&self.settings.url)))?;
         let details = backend.details["collections"].as_object().cloned().unwrap_or_default();
-        self.archived = details.keys().cloned().collect();
-        if self.settings.restore_as.is_some() && self.archived.len() != 1 {
-            bail!("--restore-as needs an archive with exactly one collection; this one has {:?}", self.archived);
-        }
         let snapshots = details.values().any(|d| d["mode"] == "snapshot");
         let there = backend.details["server_version"].as_str().unwrap_or_default();
         if snapshots {
@@ -549,18 +588,16 @@ impl Restorer for QdrantRestorer {
             self.upload_snapshot(&collection, entry, body).await?;
             *self.stats.entry("snapshots".into()).or_default() += 1;
         } else if file == "collection.json" {
-            let mut buf = Vec::new();
-            body.read_to_end(&mut buf).await?;
-            self.create_collection(serde_json::from_slice(&buf)?).await?;
+            let record = read_collection_record(entry, body).await?;
+            self.create_collection(record).await?;
         } else if entry.path.contains("/points/") {
             let mut batch = Vec::new();
-            let mut all = Vec::new();
-            for_each_line(body, |line| {
-                all.push(serde_json::from_slice::<PointRecord>(line)?);
-                Ok(())
-            })
-            .await?;
-            for record in all {
+            let mut lines = LineReader::new(body);
+            while let Some(line) = lines.next_line().await? {
+                let record = parse_point(line, &entry.path)?;
+                if self.settings.restore_mode == RestoreMode::Merge {
+                    self.written.insert(point_hash(&collection, &record.id));
+                }
                 batch.push(record);
                 if batch.len() == PAGE as usize {
                     self.upsert(&collection, std::mem::take(&mut batch)).await?;
@@ -578,6 +615,70 @@ impl Restorer for QdrantRestorer {
         Ok(())
     }
 
+    async fn check_entry(
+        &mut self,
+        entry: &EntryRecord,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+        each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+    ) -> Result<()> {
+        let collection = self.collection_of(entry)?;
+        let file = entry.path.rsplit('/').next().unwrap_or_default();
+        if entry.path.ends_with(".snapshot") {
+            return Ok(()); // opaque to ngbak; its bytes were checked against the manifest
+        }
+        if file == "collection.json" {
+            let record = read_collection_record(entry, body).await?;
+            CollectionConfig::decode(b64().decode(&record.config_pb)?.as_slice())
+                .with_context(|| format!("{}: the collection configuration is unreadable", entry.path))?;
+            return Ok(());
+        }
+        if !entry.path.contains("/points/") {
+            bail!("unknown vector entry {}", entry.path);
+        }
+        let mut lines = LineReader::new(body);
+        while let Some(line) = lines.next_line().await? {
+            let record = parse_point(line, &entry.path)?;
+            each(&canonical(&collection, &record));
+        }
+        Ok(())
+    }
+
+    async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+        if self.stats.contains_key("snapshots") {
+            return Ok(false); // checked by the point count in `finish`
+        }
+        let merge = self.settings.restore_mode == RestoreMode::Merge;
+        for c in self.restored.clone() {
+            let target = self.target(&c);
+            let mut offset = None;
+            loop {
+                let page = self
+                    .grpc()?
+                    .scroll(ScrollPoints {
+                        collection_name: target.clone(),
+                        limit: Some(PAGE),
+                        offset: offset.take(),
+                        with_payload: Some(true.into()),
+                        with_vectors: Some(true.into()),
+                        ..Default::default()
+                    })
+                    .await
+                    .with_context(|| format!("Qdrant gRPC: reading back {target}"))?;
+                for point in &page.result {
+                    let record = record_of(point).with_context(|| format!("a point of {target}"))?;
+                    if !merge || self.written.contains(&point_hash(&c, &record.id)) {
+                        each(&canonical(&c, &record));
+                    }
+                }
+                match page.next_page_offset {
+                    Some(next) => offset = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(true)
+    }
+
     async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {
         // Snapshot restores report the points the server now holds.
         let rest = self.rest()?.clone();
@@ -590,6 +691,15 @@ impl Restorer for QdrantRestorer {
                 .result(rest.request(Method::GET, &format!("/collections/{target}")), &format!("info of {target}"))
                 .await?;
             let n = info["points_count"].as_u64().unwrap_or(0);
+            if let Some(&archived) = self.expected.get(&c) {
+                if n != archived {
+                    bail!(
+                        "collection {target} holds {n} points after the snapshot was recovered, where the backup \
+                         counted {archived}: the restore is not what was backed up. Restore again with \
+                         --vector-mode replace, and stop writers to the collection meanwhile"
+                    );
+                }
+            }
             self.stats.insert(format!("vectors:{c}"), n);
             *self.stats.entry("vectors".into()).or_default() += n;
         }
@@ -613,6 +723,28 @@ impl Restorer for QdrantRestorer {
         self.stats.entry("vectors".into()).or_default();
         Ok(std::mem::take(&mut self.stats))
     }
+}
+
+/// Largest `collection.json` read (a configuration and payload index list).
+const MAX_COLLECTION_RECORD: u64 = 16 << 20;
+
+async fn read_collection_record(
+    entry: &EntryRecord,
+    body: &mut (dyn AsyncRead + Send + Unpin),
+) -> Result<CollectionRecord> {
+    if entry.size > MAX_COLLECTION_RECORD {
+        bail!("{} has {} bytes; a collection record may have at most 16 MiB", entry.path, entry.size);
+    }
+    let mut buf = Vec::with_capacity(entry.size as usize);
+    body.read_to_end(&mut buf).await?;
+    serde_json::from_slice(&buf).with_context(|| format!("{} is not a valid collection record", entry.path))
+}
+
+/// Parses one archived point and checks that it converts to a Qdrant point.
+fn parse_point(line: &[u8], entry: &str) -> Result<PointRecord> {
+    let record: PointRecord = serde_json::from_slice(line).with_context(|| format!("bad point in {entry}"))?;
+    point_of(&record).with_context(|| format!("point {:?} in {entry}", record.id))?;
+    Ok(record)
 }
 
 /// Parsed `--qdrant-collection` values: a comma list or repeated flags.
