@@ -102,3 +102,47 @@ async fn a_missing_bucket_is_reported_with_what_to_do() {
     let text = format!("{err:#}");
     assert!(text.contains("NoSuchBucket") || text.contains("bucket does not exist"), "{text}");
 }
+
+/// Two uploads to one key, completed one after the other: the second must fail and leave the
+/// first's object as it was, with no upload left pending — in S3 and in a directory.
+#[tokio::test]
+async fn an_upload_never_completes_over_an_existing_object() {
+    let bucket = new_bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    for store in [s3_store(&bucket, "race").await, local_store(dir.path())] {
+        let mut first = store.start_upload("same.ngbak").await.unwrap();
+        let mut second = store.start_upload("same.ngbak").await.unwrap();
+        first.write(bytes::Bytes::from_static(b"first")).await.unwrap();
+        second.write(bytes::Bytes::from_static(b"second, longer")).await.unwrap();
+        first.complete().await.unwrap();
+        let err = second.complete().await.unwrap_err();
+        assert!(format!("{err:#}").contains("appeared while this upload ran"), "{}: {err:#}", store.url());
+        let kept = ngbak::store::get_bytes(store.as_ref(), "same.ngbak").await.unwrap();
+        assert_eq!(kept, b"first", "{}", store.url());
+        assert!(store.pending_uploads().await.unwrap().is_empty(), "{}: an upload was left pending", store.url());
+    }
+}
+
+/// Two backups with the same id started together: exactly one wins, the other fails clearly, and
+/// the winner verifies.
+#[tokio::test]
+async fn two_backups_with_one_id_started_together_leave_exactly_one_verified_backup() {
+    let bucket = new_bucket().await;
+    let store = s3_store(&bucket, "same-id").await;
+    let id: BackupId = "snapshot_2026-11-23T03-00-00Z".parse().unwrap();
+    let options = BackupOptions { id: Some(id.clone()), ..Default::default() };
+    let (a, b) = tokio::join!(backup_sample(store.clone(), options.clone()), backup_sample(store.clone(), options));
+    let (won, lost) = match (a, b) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        (a, b) => panic!("exactly one must win: {:?} / {:?}", a.map(|s| s.sha256), b.map(|s| s.sha256)),
+    };
+    let text = format!("{lost:#}");
+    assert!(
+        text.contains("already exists") || text.contains("is running") || text.contains("appeared while"),
+        "{text}"
+    );
+    let (sidecar, report) = ngbak::pipeline::restore::verify(store.as_ref(), &id).await.unwrap();
+    assert_eq!(sidecar.archive.sha256, won.sha256);
+    assert!(report.ok);
+    assert!(pending_uploads(&bucket).await.is_empty());
+}

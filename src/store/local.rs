@@ -167,9 +167,18 @@ impl Upload for LocalUpload {
     async fn complete(self: Box<Self>) -> Result<u64> {
         self.file.sync_all().await?;
         drop(self.file);
-        fs::rename(&self.temp, &self.target)
-            .await
-            .with_context(|| format!("moving {} to {}", self.temp.display(), self.target.display()))?;
+        // A hard link never replaces an existing file (a rename would): a second job with the
+        // same id fails here instead of overwriting the first one's archive.
+        let linked = fs::hard_link(&self.temp, &self.target).await;
+        let _ = fs::remove_file(&self.temp).await;
+        match linked {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => anyhow::bail!(
+                "{} appeared while this upload ran (another job with the same id finished first); it was \
+                 left as it is and this upload was discarded",
+                self.target.display()
+            ),
+            other => other.with_context(|| format!("moving {} to {}", self.temp.display(), self.target.display()))?,
+        }
         if let Some(dir) = self.target.parent() {
             fs::File::open(dir).await?.sync_all().await?;
         }

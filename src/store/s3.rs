@@ -403,16 +403,52 @@ impl Upload for S3Upload {
         }
         let mut parts = std::mem::take(&mut self.done);
         parts.sort_by_key(|p| p.part_number());
-        self.client
+        // Conditional: an object that appeared under the key meanwhile (a second backup with the
+        // same id) is never overwritten; this upload fails instead.
+        let completed = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
+            .if_none_match("*")
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
-            .await
-            .map_err(|e| s3_error("CompleteMultipartUpload", &self.bucket, &self.key, e))?;
-        Ok(self.size)
+            .await;
+        match completed {
+            Ok(_) => Ok(self.size),
+            Err(e) => {
+                let taken = e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+                    || e.code() == Some("PreconditionFailed");
+                let error = if taken {
+                    anyhow!(
+                        "s3://{}/{} appeared while this upload ran (another job with the same id finished \
+                         first); it was left as it is and this upload was discarded",
+                        self.bucket,
+                        self.key
+                    )
+                } else {
+                    s3_error("CompleteMultipartUpload", &self.bucket, &self.key, e)
+                };
+                // Nothing may stay pending: a failed completion aborts the upload.
+                let aborted = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .upload_id(&self.upload_id)
+                    .send()
+                    .await;
+                if let Err(a) = aborted {
+                    let a = s3_error("AbortMultipartUpload", &self.bucket, &self.key, a);
+                    return Err(error.context(format!(
+                        "and aborting the upload failed too ({a:#}): a lifecycle rule removes it, or run \
+                         `ngbak cleanup`"
+                    )));
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
