@@ -255,3 +255,21 @@ async fn an_archive_without_its_sidecar_is_not_restored() {
     assert!(format!("{err:#}").contains("no sidecar"), "{err:#}");
     assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0);
 }
+
+/// A sidecar of 64 GiB (sparse: it takes no disk) must be refused with a clear error by `list`,
+/// `verify` and `restore`, never read into memory.
+#[tokio::test]
+async fn an_oversized_sidecar_is_refused_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let summary = backup_sample(store.clone(), Default::default()).await.unwrap();
+    let id = summary.backup_id;
+    let sidecar = std::fs::OpenOptions::new().write(true).open(dir.path().join(id.sidecar_key())).unwrap();
+    sidecar.set_len(64 << 30).unwrap();
+    let listed = ngbak::pipeline::catalog::list_backups(store.as_ref()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, "unreadable sidecar");
+    let err = ngbak::pipeline::restore::verify(store.as_ref(), &id).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("64 MiB") && text.contains(&id.sidecar_key()), "{text}");
+}

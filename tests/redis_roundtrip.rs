@@ -151,3 +151,109 @@ async fn a_wrongtype_reply_is_recognised_through_the_error_context() {
     assert!(!ngbak::sources::redis::is_wrong_type(&other));
     let _: () = redis::cmd("DEL").arg(&key).query_async(&mut con).await.unwrap();
 }
+
+/// Test double for a Redis backup made on a newer server: it archives one key as a `DUMP`
+/// payload whose footer says RDB version 99 (no Redis that runs here writes one).
+struct NewerRedisDouble {
+    key: String,
+}
+
+#[async_trait::async_trait]
+impl ngbak::sources::Exporter for NewerRedisDouble {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    fn kind(&self) -> &'static str {
+        "kv"
+    }
+    async fn export(&mut self, out: &ngbak::sources::EntrySender) -> anyhow::Result<ngbak::archive::BackendManifest> {
+        use ngbak::sources::redis::{Blob, KeyRecord, KeyValue};
+        let mut payload = vec![0u8, 1, b'x'];
+        payload.extend_from_slice(&99u16.to_le_bytes());
+        payload.extend_from_slice(&[0u8; 8]);
+        let mut parts = out.ndjson("kv/redis");
+        parts
+            .push(&KeyRecord {
+                key: Blob::Text(self.key.clone()),
+                pttl: None,
+                more: false,
+                value: KeyValue::String(Blob::Text("first".into())),
+            })
+            .await?;
+        parts
+            .push(&KeyRecord {
+                key: Blob::Text(format!("{}:stream", self.key)),
+                pttl: None,
+                more: false,
+                value: KeyValue::Dump(Blob::from_bytes(payload)),
+            })
+            .await?;
+        parts.finish().await?;
+        Ok(ngbak::archive::BackendManifest { kind: "kv".into(), ..Default::default() })
+    }
+}
+
+#[tokio::test]
+async fn a_dump_from_a_newer_redis_is_refused_before_any_key_is_written() {
+    let prefix = format!("ngt_{}", unique());
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let exporter = NewerRedisDouble { key: format!("{prefix}:a") };
+    let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
+    let restorer = RedisRestorer::new(&redis_url(), &[format!("{prefix}:*")], RestoreMode::Replace);
+    let err = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("RDB version 99") && text.contains("nothing was restored"), "{text}");
+    let mut con = redis().await;
+    assert!(redis_snapshot(&mut con, &format!("{prefix}:*")).await.is_empty(), "a key was written");
+}
+
+/// Hashes, lists, sets and sorted sets far larger than one page are archived in pages (several
+/// records per key) and come back exactly, in merge and replace mode, with their TTLs.
+#[tokio::test]
+async fn large_keys_are_archived_in_pages_and_restore_exactly() {
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    let n = 4_500usize; // four and a half pages
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let mut pipe = redis::pipe();
+        for &i in chunk {
+            pipe.cmd("HSET").arg(format!("{prefix}:hash")).arg(format!("f{i}")).arg(format!("v{i}")).ignore();
+            pipe.cmd("RPUSH").arg(format!("{prefix}:list")).arg(format!("item {}", i % 7)).ignore();
+            pipe.cmd("SADD").arg(format!("{prefix}:set")).arg(format!("m{i}")).ignore();
+            pipe.cmd("ZADD").arg(format!("{prefix}:zset")).arg(i as f64 / 3.0).arg(format!("z{i}")).ignore();
+        }
+        let _: () = pipe.query_async(&mut con).await.unwrap();
+    }
+    let _: () = redis::cmd("PEXPIRE").arg(format!("{prefix}:hash")).arg(3_600_000).query_async(&mut con).await.unwrap();
+    let before = redis_snapshot(&mut con, &pattern).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
+    let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
+    let redis_stats = &summary.backends["redis"];
+    assert_eq!(redis_stats.stats["keys"], 4);
+    let records: u64 = summary_records(&store, &summary).await;
+    assert!(records >= 4 * 5, "{records} records: large keys were not paged");
+    for mode in [RestoreMode::Replace, RestoreMode::Merge] {
+        delete_pattern(&mut con, &pattern).await;
+        let restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), mode);
+        let report =
+            run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
+                .await
+                .unwrap();
+        assert_eq!(report.backends["redis"].verified, Some(true));
+        assert_eq!(report.backends["redis"].restored["keys"], 4);
+        assert_same_keys(&before, &redis_snapshot(&mut con, &pattern).await, 60_000);
+    }
+    delete_pattern(&mut con, &pattern).await;
+}
+
+/// The records the manifest lists for the backup's Redis entries.
+async fn summary_records(store: &Arc<dyn ObjectStore>, summary: &BackupSummary) -> u64 {
+    let sidecar = ngbak::pipeline::restore::load_sidecar(store.as_ref(), &summary.backup_id).await.unwrap();
+    sidecar.manifest.entries.iter().filter(|e| e.backend == "redis").map(|e| e.records).sum()
+}

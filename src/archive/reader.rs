@@ -20,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::StreamReader;
 
 /// Largest header or manifest accepted (they are small JSON documents).
-const MAX_JSON_ENTRY: u64 = 256 << 20;
+const MAX_JSON_ENTRY: u64 = crate::store::MAX_SMALL_OBJECT;
 
 /// Receives each payload entry, in archive order, after its name, type and size were checked.
 #[async_trait]

@@ -22,6 +22,9 @@ pub async fn load_sidecar(store: &dyn ObjectStore, id: &BackupId) -> Result<Side
     let bytes = match get_bytes(store, &id.sidecar_key()).await {
         Ok(b) => b,
         Err(e) => {
+            if store.head(&id.sidecar_key()).await.ok().flatten().is_some() {
+                return Err(e.context(format!("reading the sidecar of backup {id}")));
+            }
             if store.head(&id.archive_key()).await.ok().flatten().is_some() {
                 bail!(
                     "backup {id} has an archive but no sidecar {} in {}: it is incomplete or not written by ngbak, \

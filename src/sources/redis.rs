@@ -52,6 +52,10 @@ pub struct KeyRecord {
     /// Remaining time to live in milliseconds when it was read; absent for keys that never expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pttl: Option<i64>,
+    /// This record continues the previous record's key (a large hash, list, set or sorted set is
+    /// archived in pages): append to it instead of replacing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
     #[serde(flatten)]
     pub value: KeyValue,
 }
@@ -141,15 +145,20 @@ impl Exporter for RedisExporter {
         let mut parts = out.ndjson(FOLDER);
         let mut stats = BTreeMap::new();
         let mut digest = ContentDigest::default();
-        let mut scanner = Scanner::new(&self.patterns);
-        while let Some(keys) = scanner.next_batch(&mut con).await? {
-            for record in read_keys(&mut con, keys).await? {
+        let mut lines = CanonicalLines::default();
+        let mut keys = 0u64;
+        let mut reader = KeyReader::new(&self.patterns);
+        while let Some(record) = reader.next(&mut con).await? {
+            if !record.more {
                 count_key(&mut stats, &record.key);
-                digest.add(&canonical(&record));
-                parts.push(&record).await?;
+                keys += 1;
             }
+            for line in lines.of(&record) {
+                digest.add(&line);
+            }
+            parts.push(&record).await?;
         }
-        let keys = parts.finish().await?;
+        parts.finish().await?;
         stats.insert("keys".to_string(), keys);
         Ok(BackendManifest {
             kind: "kv".into(),
@@ -161,36 +170,54 @@ impl Exporter for RedisExporter {
     }
 }
 
-/// A key's canonical form for the content digest (FORMAT.md): key, type, value with hash fields,
-/// set members and sorted-set members in byte order, and whether it expires (not the remaining
-/// time, which passes between backup and check).
-pub fn canonical(record: &KeyRecord) -> Vec<u8> {
-    let sorted = |mut v: Vec<Blob>| {
-        v.sort_by(|a, b| blob_order(a).cmp(&blob_order(b)));
-        v
-    };
-    let value = match &record.value {
-        KeyValue::Hash(fields) => {
-            let mut f = fields.clone();
-            f.sort_by(|a, b| blob_order(&a.0).cmp(&blob_order(&b.0)));
-            KeyValue::Hash(f)
-        }
-        KeyValue::Set(members) => KeyValue::Set(sorted(members.clone())),
-        KeyValue::Zset(members) => {
-            let mut m = members.clone();
-            m.sort_by(|a, b| blob_order(&a.0).cmp(&blob_order(&b.0)));
-            KeyValue::Zset(m)
-        }
-        other => other.clone(),
-    };
-    let canonical = KeyRecord { key: record.key.clone(), pttl: record.pttl.map(|_| 0), value };
-    serde_json::to_vec(&canonical).expect("records serialise")
+/// The canonical lines of the records of a key, for the content digest (FORMAT.md): one line
+/// for the key (name, type, whether it expires, and a string's or DUMP's value) and one per
+/// element of a hash, list, set or sorted set — so a key archived whole or in pages adds up to
+/// the same digest. Keeps the position within the current list across its pages.
+#[derive(Default)]
+pub struct CanonicalLines {
+    list_index: u64,
 }
 
-fn blob_order(b: &Blob) -> (u8, &str) {
-    match b {
-        Blob::Text(s) => (0, s.as_str()),
-        Blob::Binary { b64 } => (1, b64.as_str()),
+impl CanonicalLines {
+    pub fn of(&mut self, record: &KeyRecord) -> Vec<Vec<u8>> {
+        use serde_json::json;
+        let key = &record.key;
+        let line = |v: serde_json::Value| serde_json::to_vec(&v).expect("serialises");
+        let mut out = Vec::new();
+        let kind = match &record.value {
+            KeyValue::String(_) => "string",
+            KeyValue::Hash(_) => "hash",
+            KeyValue::List(_) => "list",
+            KeyValue::Set(_) => "set",
+            KeyValue::Zset(_) => "zset",
+            KeyValue::Dump(_) => "dump",
+        };
+        if !record.more {
+            self.list_index = 0;
+            let value = match &record.value {
+                KeyValue::String(v) | KeyValue::Dump(v) => json!(v),
+                _ => serde_json::Value::Null,
+            };
+            out.push(line(json!({ "key": key, "type": kind, "expires": record.pttl.is_some(), "value": value })));
+        }
+        match &record.value {
+            KeyValue::Hash(fields) => {
+                out.extend(fields.iter().map(|(f, v)| line(json!({ "key": key, "field": f, "value": v }))))
+            }
+            KeyValue::Set(members) => out.extend(members.iter().map(|m| line(json!({ "key": key, "member": m })))),
+            KeyValue::Zset(members) => {
+                out.extend(members.iter().map(|(m, sc)| line(json!({ "key": key, "member": m, "score": sc }))))
+            }
+            KeyValue::List(items) => {
+                for item in items {
+                    out.push(line(json!({ "key": key, "index": self.list_index, "value": item })));
+                    self.list_index += 1;
+                }
+            }
+            KeyValue::String(_) | KeyValue::Dump(_) => {}
+        }
+        out
     }
 }
 
@@ -232,28 +259,187 @@ fn count_key(stats: &mut BTreeMap<String, u64>, key: &Blob) {
     }
 }
 
-/// Reads the type, TTL and value of each key; keys that vanished meanwhile are left out.
-async fn read_keys(con: &mut MultiplexedConnection, keys: Vec<Vec<u8>>) -> Result<Vec<KeyRecord>> {
+/// Elements read per round trip of a large key, and the most a key may hold to be read whole.
+const PAGE_ELEMS: usize = 1000;
+
+/// A key too large to read whole: its type and TTL, read page by page afterwards.
+struct LargeKey {
+    key: Vec<u8>,
+    kind: String,
+    pttl: Option<i64>,
+}
+
+/// Every key under the patterns as archive records, each key once: small keys whole, read
+/// [`BATCH`] at a time; a hash, list, set or sorted set of more than [`PAGE_ELEMS`] elements in
+/// pages, so memory holds one page whatever the size of a key.
+pub struct KeyReader {
+    scanner: Scanner,
+    /// Keys already read (SCAN may return a key twice), as 64-bit hashes.
+    seen: HashSet<u64>,
+    /// When set, only these keys are read (a merge restore's check).
+    only: Option<HashSet<u64>>,
+    ready: std::collections::VecDeque<KeyRecord>,
+    large: std::collections::VecDeque<LargeKey>,
+    pager: Option<Pager>,
+}
+
+impl KeyReader {
+    pub fn new(patterns: &[String]) -> Self {
+        KeyReader {
+            scanner: Scanner::new(patterns),
+            seen: HashSet::new(),
+            only: None,
+            ready: Default::default(),
+            large: Default::default(),
+            pager: None,
+        }
+    }
+
+    pub async fn next(&mut self, con: &mut MultiplexedConnection) -> Result<Option<KeyRecord>> {
+        loop {
+            if let Some(record) = self.ready.pop_front() {
+                return Ok(Some(record));
+            }
+            if let Some(pager) = &mut self.pager {
+                match pager.next(con).await? {
+                    Some(record) => return Ok(Some(record)),
+                    None => self.pager = None,
+                }
+                continue;
+            }
+            if let Some(large) = self.large.pop_front() {
+                self.pager = Some(Pager::new(large));
+                continue;
+            }
+            let Some(keys) = self.scanner.next_batch(con).await? else { return Ok(None) };
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter(|k| {
+                    let h = key_hash(&Blob::from_bytes(k.clone()));
+                    self.only.as_ref().is_none_or(|only| only.contains(&h)) && self.seen.insert(h)
+                })
+                .collect();
+            let (small, large) = read_keys(con, keys).await?;
+            self.ready.extend(small);
+            self.large.extend(large);
+        }
+    }
+}
+
+/// Reads one large key page by page (HSCAN, SSCAN, ZSCAN, or LRANGE windows). SCAN-style reads
+/// may return an element twice; it is archived once (remembered as a 64-bit hash).
+struct Pager {
+    key: LargeKey,
+    cursor: u64,
+    offset: i64,
+    first: bool,
+    done: bool,
+    seen: HashSet<u64>,
+}
+
+impl Pager {
+    fn new(key: LargeKey) -> Self {
+        Pager { key, cursor: 0, offset: 0, first: true, done: false, seen: HashSet::new() }
+    }
+
+    async fn next(&mut self, con: &mut MultiplexedConnection) -> Result<Option<KeyRecord>> {
+        while !self.done {
+            let k = &self.key.key;
+            let what = || format!("reading the large key {:?} from Redis", Blob::from_bytes(k.clone()));
+            let value = if self.key.kind == "list" {
+                let end = self.offset + PAGE_ELEMS as i64 - 1;
+                let items: Vec<Vec<u8>> =
+                    redis::cmd("LRANGE").arg(k).arg(self.offset).arg(end).query_async(con).await.with_context(what)?;
+                self.offset += items.len() as i64;
+                self.done = items.len() < PAGE_ELEMS;
+                KeyValue::List(items.into_iter().map(Blob::from_bytes).collect())
+            } else {
+                let command = match self.key.kind.as_str() {
+                    "hash" => "HSCAN",
+                    "set" => "SSCAN",
+                    _ => "ZSCAN",
+                };
+                let (next, page): (u64, Value) = redis::cmd(command)
+                    .arg(k)
+                    .arg(self.cursor)
+                    .arg("COUNT")
+                    .arg(PAGE_ELEMS)
+                    .query_async(con)
+                    .await
+                    .with_context(what)?;
+                self.cursor = next;
+                self.done = next == 0;
+                let mut fresh = |b: &Blob| self.seen.insert(key_hash(b));
+                match self.key.kind.as_str() {
+                    "set" => KeyValue::Set(
+                        items(page)?
+                            .into_iter()
+                            .map(blob)
+                            .filter(|m| m.as_ref().map_or(true, &mut fresh))
+                            .collect::<Result<_>>()?,
+                    ),
+                    "hash" => KeyValue::Hash(
+                        pairs(page)?
+                            .into_iter()
+                            .map(|(f, v)| Ok((blob(f)?, blob(v)?)))
+                            .filter(|p| p.as_ref().map_or(true, |(f, _)| fresh(f)))
+                            .collect::<Result<_>>()?,
+                    ),
+                    _ => KeyValue::Zset(
+                        pairs(page)?
+                            .into_iter()
+                            .map(|(m, sc)| Ok((blob(m)?, score(sc)?)))
+                            .filter(|p| p.as_ref().map_or(true, |(m, _)| fresh(m)))
+                            .collect::<Result<_>>()?,
+                    ),
+                }
+            };
+            if value_len(&value) == 0 && !(self.first && self.done) {
+                continue; // an empty page; SCAN goes on
+            }
+            let first = std::mem::replace(&mut self.first, false);
+            let pttl = if first { self.key.pttl } else { None };
+            return Ok(Some(KeyRecord { key: Blob::from_bytes(k.clone()), pttl, more: !first, value }));
+        }
+        Ok(None)
+    }
+}
+
+fn value_len(v: &KeyValue) -> usize {
+    match v {
+        KeyValue::Hash(x) => x.len(),
+        KeyValue::List(x) | KeyValue::Set(x) => x.len(),
+        KeyValue::Zset(x) => x.len(),
+        KeyValue::String(_) | KeyValue::Dump(_) => 1,
+    }
+}
+
+/// Reads the type, TTL and value of each key; keys that vanished meanwhile are left out, and
+/// keys too large to read whole are returned apart, to be paged.
+async fn read_keys(con: &mut MultiplexedConnection, keys: Vec<Vec<u8>>) -> Result<(Vec<KeyRecord>, Vec<LargeKey>)> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         match read_keys_once(con, &keys).await {
-            Ok(records) => return Ok(records),
-            // A key changed type between the two round trips: read the batch again.
+            Ok(read) => return Ok(read),
+            // A key changed type between the round trips: read the batch again.
             Err(e) if attempt < 5 && is_wrong_type(&e) => continue,
             Err(e) => return Err(e),
         }
     }
 }
 
-async fn read_keys_once(con: &mut MultiplexedConnection, keys: &[Vec<u8>]) -> Result<Vec<KeyRecord>> {
+async fn read_keys_once(con: &mut MultiplexedConnection, keys: &[Vec<u8>]) -> Result<(Vec<KeyRecord>, Vec<LargeKey>)> {
+    if keys.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let mut meta = redis::pipe();
     for k in keys {
         meta.cmd("TYPE").arg(k).cmd("PTTL").arg(k);
     }
     let meta: Vec<Value> = meta.query_async(con).await.context("reading key types and TTLs from Redis")?;
-    let mut reads = redis::pipe();
-    let mut kinds = Vec::new();
+    let mut typed = Vec::new();
+    let mut lengths = redis::pipe();
     for (k, pair) in keys.iter().zip(meta.chunks(2)) {
         let kind = match &pair[0] {
             Value::SimpleString(s) => s.clone(),
@@ -261,23 +447,46 @@ async fn read_keys_once(con: &mut MultiplexedConnection, keys: &[Vec<u8>]) -> Re
             other => redis::from_redis_value_ref::<String>(other)?,
         };
         let pttl = redis::from_redis_value_ref::<i64>(&pair[1])?;
-        match kind.as_str() {
+        let length = match kind.as_str() {
             "none" => continue,
-            "string" => reads.cmd("GET").arg(k),
-            "hash" => reads.cmd("HGETALL").arg(k),
-            "list" => reads.cmd("LRANGE").arg(k).arg(0).arg(-1),
-            "set" => reads.cmd("SMEMBERS").arg(k),
-            "zset" => reads.cmd("ZRANGE").arg(k).arg(0).arg(-1).arg("WITHSCORES"),
-            _ => reads.cmd("DUMP").arg(k),
+            "hash" => "HLEN",
+            "list" => "LLEN",
+            "set" => "SCARD",
+            "zset" => "ZCARD",
+            _ => "EXISTS",
         };
-        kinds.push((k.clone(), kind, pttl));
+        lengths.cmd(length).arg(k);
+        typed.push((k.clone(), kind, (pttl >= 0).then_some(pttl)));
     }
-    if kinds.is_empty() {
-        return Ok(Vec::new());
+    if typed.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let lengths: Vec<u64> = lengths.query_async(con).await.context("reading key sizes from Redis")?;
+    let mut reads = redis::pipe();
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    for ((key, kind, pttl), len) in typed.into_iter().zip(lengths) {
+        let collection = matches!(kind.as_str(), "hash" | "list" | "set" | "zset");
+        if collection && len as usize > PAGE_ELEMS {
+            large.push(LargeKey { key, kind, pttl });
+            continue;
+        }
+        match kind.as_str() {
+            "string" => reads.cmd("GET").arg(&key),
+            "hash" => reads.cmd("HGETALL").arg(&key),
+            "list" => reads.cmd("LRANGE").arg(&key).arg(0).arg(-1),
+            "set" => reads.cmd("SMEMBERS").arg(&key),
+            "zset" => reads.cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES"),
+            _ => reads.cmd("DUMP").arg(&key),
+        };
+        small.push((key, kind, pttl));
+    }
+    if small.is_empty() {
+        return Ok((Vec::new(), large));
     }
     let values: Vec<Value> = reads.query_async(con).await.context("reading values from Redis")?;
-    let mut out = Vec::with_capacity(kinds.len());
-    for ((key, kind, pttl), value) in kinds.into_iter().zip(values) {
+    let mut out = Vec::with_capacity(small.len());
+    for ((key, kind, pttl), value) in small.into_iter().zip(values) {
         if value == Value::Nil {
             continue; // expired or deleted since TYPE
         }
@@ -293,9 +502,9 @@ async fn read_keys_once(con: &mut MultiplexedConnection, keys: &[Vec<u8>]) -> Re
             ),
             _ => KeyValue::Dump(blob(value)?),
         };
-        out.push(KeyRecord { key: Blob::from_bytes(key), pttl: (pttl >= 0).then_some(pttl), value });
+        out.push(KeyRecord { key: Blob::from_bytes(key), pttl, more: false, value });
     }
-    Ok(out)
+    Ok((out, large))
 }
 
 fn blob(v: Value) -> Result<Blob> {
@@ -355,6 +564,10 @@ pub struct RedisRestorer {
     stats: BTreeMap<String, u64>,
     /// Merge mode: hashes of the keys written, so the check reads back only those.
     written: HashSet<u64>,
+    /// The RDB version of the target's `DUMP` format, learnt in `preflight`.
+    server_rdb: Option<u16>,
+    /// Canonical lines of the records being checked (a list's position spans its pages).
+    lines: CanonicalLines,
 }
 
 impl RedisRestorer {
@@ -367,6 +580,8 @@ impl RedisRestorer {
             keys: 0,
             stats: BTreeMap::new(),
             written: HashSet::new(),
+            server_rdb: None,
+            lines: CanonicalLines::default(),
         }
     }
 
@@ -379,7 +594,9 @@ impl RedisRestorer {
         pipe.atomic();
         for record in batch {
             let key = record.key.into_bytes()?;
-            pipe.cmd("DEL").arg(&key).ignore();
+            if !record.more {
+                pipe.cmd("DEL").arg(&key).ignore();
+            }
             match record.value {
                 KeyValue::String(v) => {
                     pipe.cmd("SET").arg(&key).arg(v.into_bytes()?).ignore();
@@ -466,11 +683,14 @@ impl Restorer for RedisRestorer {
         let mut lines = LineReader::new(body);
         while let Some(line) = lines.next_line().await? {
             let record = parse_record(line, &entry.path)?;
-            if self.mode == RestoreMode::Merge {
-                self.written.insert(key_hash(&record.key));
+            // A page of the previous key (`more`) is appended, not counted again.
+            if !record.more {
+                if self.mode == RestoreMode::Merge {
+                    self.written.insert(key_hash(&record.key));
+                }
+                count_key(&mut self.stats, &record.key);
+                self.keys += 1;
             }
-            count_key(&mut self.stats, &record.key);
-            self.keys += 1;
             batch.push(record);
             if batch.len() == BATCH {
                 self.write_batch(std::mem::take(&mut batch)).await?;
@@ -488,6 +708,32 @@ impl Restorer for RedisRestorer {
         Ok(stats)
     }
 
+    async fn preflight(&mut self, _backend: &BackendManifest) -> Result<()> {
+        let mut con = connect(&self.url).await?;
+        // The target's DUMP format version, from a probe key of its own: a DUMP of a newer
+        // version cannot be loaded, and is refused before anything is written.
+        let probe = format!("__ngbak_probe:{}", uuid::Uuid::new_v4().simple());
+        let (dump,): (Vec<u8>,) = redis::pipe()
+            .cmd("SET")
+            .arg(&probe)
+            .arg("x")
+            .arg("PX")
+            .arg(60_000)
+            .ignore()
+            .cmd("DUMP")
+            .arg(&probe)
+            .cmd("DEL")
+            .arg(&probe)
+            .ignore()
+            .query_async(&mut con)
+            .await
+            .with_context(|| {
+                format!("checking Redis at {} (SET, DUMP and DEL of a probe key)", redact_url(&self.url))
+            })?;
+        self.server_rdb = rdb_version(&dump);
+        Ok(())
+    }
+
     async fn check_entry(
         &mut self,
         entry: &EntryRecord,
@@ -496,7 +742,21 @@ impl Restorer for RedisRestorer {
     ) -> Result<()> {
         let mut lines = LineReader::new(body);
         while let Some(line) = lines.next_line().await? {
-            each(&canonical(&parse_record(line, &entry.path)?));
+            let record = parse_record(line, &entry.path)?;
+            if let (KeyValue::Dump(payload), Some(server)) = (&record.value, self.server_rdb) {
+                let version = rdb_version(&payload.clone().into_bytes()?);
+                if version.is_some_and(|v| v > server) {
+                    bail!(
+                        "key {:?} is archived as a DUMP of RDB version {}, which the target Redis (RDB version \
+                         {server}) cannot load: restore into a Redis at least as new as the one backed up",
+                        record.key,
+                        version.unwrap_or_default()
+                    );
+                }
+            }
+            for line in self.lines.of(&record) {
+                each(&line);
+            }
         }
         Ok(())
     }
@@ -504,23 +764,24 @@ impl Restorer for RedisRestorer {
     async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
         // Replace mode: every key in scope; merge mode: the keys this restore wrote.
         let mut con = connect(&self.url).await?;
-        let mut scanner = Scanner::new(&self.patterns);
-        let mut seen = HashSet::new();
-        while let Some(keys) = scanner.next_batch(&mut con).await? {
-            let keys: Vec<Vec<u8>> = keys
-                .into_iter()
-                .filter(|k| {
-                    let h = key_hash(&Blob::from_bytes(k.clone()));
-                    // SCAN may return a key twice; it counts once.
-                    (self.mode == RestoreMode::Replace || self.written.contains(&h)) && seen.insert(h)
-                })
-                .collect();
-            for record in read_keys(&mut con, keys).await? {
-                each(&canonical(&record));
+        let mut reader = KeyReader::new(&self.patterns);
+        if self.mode == RestoreMode::Merge {
+            reader.only = Some(self.written.clone());
+        }
+        let mut lines = CanonicalLines::default();
+        while let Some(record) = reader.next(&mut con).await? {
+            for line in lines.of(&record) {
+                each(&line);
             }
         }
         Ok(true)
     }
+}
+
+/// The RDB version in a `DUMP` payload's footer (two little-endian bytes before the CRC-64).
+fn rdb_version(dump: &[u8]) -> Option<u16> {
+    let n = dump.len();
+    (n >= 10).then(|| u16::from_le_bytes([dump[n - 10], dump[n - 9]]))
 }
 
 /// A 64-bit hash of a key, to remember which keys a merge restore wrote in 8 bytes each.
@@ -538,6 +799,7 @@ mod tests {
     #[test]
     fn records_keep_json_readable_and_bytes_exact() {
         let rec = KeyRecord {
+            more: false,
             key: Blob::from_bytes(b"nano_graphrag:full_docs:doc-1".to_vec()),
             pttl: Some(5000),
             value: KeyValue::String(Blob::from_bytes(br#"{"content":"hi"}"#.to_vec())),

@@ -65,12 +65,29 @@ pub trait ObjectStore: Send + Sync {
     async fn is_locked(&self, key: &str) -> Result<bool>;
 }
 
-/// Reads a whole small object (a sidecar, a report, a lock).
+/// The largest small object read whole (a sidecar, a report, a lock). A manifest lists every
+/// entry in about 200 bytes, so 64 MiB holds some 300,000 entries (over 2 TiB of 8 MiB parts).
+pub const MAX_SMALL_OBJECT: u64 = 64 << 20;
+
+/// Reads a whole small object (a sidecar, a report, a lock), refusing one larger than
+/// [`MAX_SMALL_OBJECT`] before reading it, and never reading past that size.
 pub async fn get_bytes(store: &dyn ObjectStore, key: &str) -> Result<Vec<u8>> {
     use tokio::io::AsyncReadExt;
-    let mut obj = store.get(key, None).await?;
+    let obj = store.get(key, None).await?;
+    if obj.meta.size > MAX_SMALL_OBJECT {
+        bail!(
+            "{key} in {} has {} bytes; ngbak reads such metadata objects only up to {} MiB. It was not written \
+             by ngbak, or was replaced: remove it or restore it from a copy",
+            store.url(),
+            obj.meta.size,
+            MAX_SMALL_OBJECT >> 20
+        );
+    }
     let mut buf = Vec::with_capacity(obj.meta.size as usize);
-    obj.body.read_to_end(&mut buf).await?;
+    obj.body.take(MAX_SMALL_OBJECT + 1).read_to_end(&mut buf).await?;
+    if buf.len() as u64 > MAX_SMALL_OBJECT {
+        bail!("{key} in {} grew past {} MiB while it was read", store.url(), MAX_SMALL_OBJECT >> 20);
+    }
     Ok(buf)
 }
 
