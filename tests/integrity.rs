@@ -273,3 +273,40 @@ async fn an_oversized_sidecar_is_refused_without_being_read() {
     let text = format!("{err:#}");
     assert!(text.contains("64 MiB") && text.contains(&id.sidecar_key()), "{text}");
 }
+
+/// Test double for a hostile but hash-consistent archive: one Redis record line of 65 MiB (no
+/// ngbak writes one; its writer refuses records over the limit).
+struct OverlongLineDouble;
+
+#[async_trait::async_trait]
+impl ngbak::sources::Exporter for OverlongLineDouble {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    fn kind(&self) -> &'static str {
+        "kv"
+    }
+    async fn export(&mut self, out: &ngbak::sources::EntrySender) -> anyhow::Result<ngbak::archive::BackendManifest> {
+        let mut line = br#"{"key":"ngt_overlong","type":"string","value":""#.to_vec();
+        line.resize(line.len() + (65 << 20), b'x');
+        line.extend_from_slice(b"\"}\n");
+        out.send("kv/redis/000001.ndjson".into(), 1, ngbak::archive::EntryBody::Bytes(line.into())).await?;
+        Ok(ngbak::archive::BackendManifest { kind: "kv".into(), ..Default::default() })
+    }
+}
+
+#[tokio::test]
+async fn an_overlong_record_line_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let summary =
+        ngbak::pipeline::backup::run_backup(store.clone(), vec![Box::new(OverlongLineDouble)], Default::default())
+            .await
+            .unwrap();
+    let restorer = RedisRestorer::new(&redis_url(), &["ngt_overlong*".to_string()], RestoreMode::Replace);
+    let err = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("longer than 64 MiB") && text.contains("nothing was restored"), "{text}");
+}

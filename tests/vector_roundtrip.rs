@@ -122,6 +122,12 @@ async fn seed(client: &Qdrant, name: &str, n: u64) {
                 ("entity_type".to_string(), Value::from(["PERSON", "ORGANIZATION", "GEO"][i as usize % 3])),
                 ("rank".to_string(), Value::from(i as i64)),
                 ("score".to_string(), Value::from(i as f64 / 2.0)),
+                // 53 random bits, as Python's random.random(): many need all 17 digits to round-trip.
+                ("weight".to_string(), Value::from(random_unit(i))),
+                (
+                    "weights".to_string(),
+                    Value::from(vec![Value::from(random_unit(i + n)), Value::from(-random_unit(i + 2 * n) * 1e-300)]),
+                ),
             ]);
             PointStruct {
                 id: Some(id),
@@ -143,6 +149,14 @@ async fn seed(client: &Qdrant, name: &str, n: u64) {
             .await
             .unwrap();
     }
+}
+
+/// A float in [0, 1) from 53 pseudo-random bits of `seed` (SplitMix64).
+fn random_unit(seed: u64) -> f64 {
+    let mut z = seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Every point of a collection, by id: vectors and payload.
