@@ -17,6 +17,14 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 	./target/debug/ngbak --store $(DEMO)/store verify demo_snapshot
 	./target/debug/ngbak --store $(DEMO)/store restore demo_snapshot --kv-dir $(DEMO)/restored
 	diff -r $(SAMPLE) $(DEMO)/restored && echo "demo: the restored working directory is identical to $(SAMPLE)"
+	@echo "demo: now a change after the backup, a restore over it (which first takes a safety backup), and the rollback"
+	echo '{"doc-new": {"content": "written after the backup"}}' > $(DEMO)/restored/kv_store_full_docs.json
+	cp -r $(DEMO)/restored $(DEMO)/before-restore
+	SAFETY=$$(./target/debug/ngbak --store $(DEMO)/store restore demo_snapshot --kv-dir $(DEMO)/restored --kv-mode replace --json \
+	  | python3 -c 'import json,sys; print(json.load(sys.stdin)["safety_backup"])') && \
+	  diff -r $(SAMPLE) $(DEMO)/restored && ./target/debug/ngbak --store $(DEMO)/store list && \
+	  ./target/debug/ngbak --store $(DEMO)/store restore $$SAFETY --kv-dir $(DEMO)/restored --kv-mode replace --no-safety-backup && \
+	  diff -r $(DEMO)/before-restore $(DEMO)/restored && echo "demo: rolled back to the state before the restore with $$SAFETY"
 
 test: ## the whole test suite against real Redis, LocalStack and ArcadeDB (installed and started here)
 	tests/servers/with-servers.sh $(CARGO) test --locked

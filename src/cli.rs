@@ -108,7 +108,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Restore { id, mut backends, restore: args, json } => {
             crate::secrets::resolve(&mut backends).await?;
-            let report = restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options()).await?;
+            let report =
+                restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store)).await?;
             emit(json, &report, || {
                 let verb = if report.dry_run { "would restore" } else { "restored" };
                 let mut s =
@@ -126,21 +127,30 @@ pub async fn run(cli: Cli) -> Result<()> {
                 for (name, why) in &report.skipped {
                     s += &format!("  {name}: skipped ({why})\n");
                 }
+                if let Some(safety) = &report.safety_backup {
+                    s += &format!(
+                        "safety backup of what was overwritten: {safety} (roll back: ngbak restore {safety} \
+                         --kv-mode replace --graph-mode replace --vector-mode replace)\n"
+                    );
+                }
                 s
             })
         }
         Command::List { json } => {
             let backups = catalog::list_backups(store.as_ref()).await?;
             emit(json, &backups, || {
-                let mut s = format!("{:<40} {:<21} {:>12}  {:<9} counts\n", "ID", "CREATED (UTC)", "BYTES", "STATUS");
+                let mut s = format!("{:<48} {:<21} {:>12}  {:<9} counts\n", "ID", "CREATED (UTC)", "BYTES", "STATUS");
                 for b in &backups {
                     s += &format!(
-                        "{:<40} {:<21} {:>12}  {:<9} {}\n",
+                        "{:<48} {:<21} {:>12}  {:<9} {}\n",
                         b.backup_id.as_str(),
                         b.created_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
                         b.size.map(|n| n.to_string()).unwrap_or_default(),
                         b.status,
-                        stats_line(&b.stats)
+                        match &b.reason {
+                            Some(why) => format!("{} [{why}]", stats_line(&b.stats)),
+                            None => stats_line(&b.stats),
+                        }
                     );
                 }
                 s

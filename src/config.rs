@@ -222,6 +222,7 @@ impl TuningArgs {
             part_bytes: (self.part_mib as usize) << 20,
             config: serde_json::json!({ "store": store_url, "backends": backends.redacted() }),
             progress: false,
+            reason: None,
         }
     }
 }
@@ -252,14 +253,23 @@ pub struct RestoreArgs {
     /// Do not read the restored state back to prove it equals the archive (on by default).
     #[arg(long, env = "NGBAK_NO_VERIFY_RESTORED")]
     pub no_verify_restored: bool,
+    /// Do not back up what the restore will overwrite before writing (on by default).
+    #[arg(long)]
+    pub no_safety_backup: bool,
+    /// `false` turns the safety backup off (for the functions); `--no-safety-backup` wins.
+    #[arg(long, env = "NGBAK_SAFETY_BACKUP", hide = true, default_value_t = true, action = clap::ArgAction::Set)]
+    pub safety_backup: bool,
 }
 
 impl RestoreArgs {
-    pub fn options(&self) -> RestoreOptions {
+    /// The restore's options; the safety backup, when on, goes into `store`.
+    pub fn options(&self, store: &std::sync::Arc<dyn crate::store::ObjectStore>) -> RestoreOptions {
+        let safety = self.safety_backup && !self.no_safety_backup;
         RestoreOptions {
             only: self.only.iter().cloned().collect(),
             dry_run: self.dry_run,
             skip_verify_restored: self.no_verify_restored,
+            safety_backup: safety.then(|| crate::pipeline::restore::SafetyBackup { store: store.clone() }),
         }
     }
 }

@@ -13,10 +13,24 @@ use std::str::FromStr;
 #[serde(transparent)]
 pub struct BackupId(String);
 
+/// Ids of the safety backups a restore takes before it writes start with this.
+pub const SAFETY_PREFIX: &str = "pre-restore_";
+
 impl BackupId {
     /// The default id for a backup taken at `time`.
     pub fn for_time(time: DateTime<Utc>) -> Self {
         BackupId(time.format("snapshot_%Y-%m-%dT%H-%M-%SZ").to_string())
+    }
+
+    /// The id of the safety backup taken at `time` before restoring `restored`.
+    pub fn safety_for(restored: &BackupId, time: DateTime<Utc>) -> Self {
+        let name: String = restored.0.chars().take(90).collect();
+        BackupId(format!("{SAFETY_PREFIX}{name}_{}", time.format("%Y-%m-%dT%H-%M-%SZ")))
+    }
+
+    /// Whether this is the id of a safety backup.
+    pub fn is_safety(&self) -> bool {
+        self.0.starts_with(SAFETY_PREFIX)
     }
 
     pub fn as_str(&self) -> &str {

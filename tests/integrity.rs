@@ -118,6 +118,7 @@ async fn hostile_archive(dir: &Path, id: &BackupId, hostile: tokio_tar::Header, 
         created_at,
         completed_at: created_at,
         tool_version: "test".into(),
+        reason: None,
         backends: [("jsonkv".to_string(), BackendManifest { kind: "kv".into(), ..Default::default() })].into(),
         entries: vec![EntryRecord {
             path: hostile_path,

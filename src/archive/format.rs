@@ -41,6 +41,10 @@ pub struct Manifest {
     pub entries: Vec<EntryRecord>,
     /// The configuration the backup ran with, secrets redacted.
     pub config: serde_json::Value,
+    /// Why the backup was taken when not on schedule or by hand (e.g. the safety backup before a
+    /// restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What one backend put into the archive.

@@ -22,11 +22,21 @@ use tokio_util::io::StreamReader;
 /// Largest header or manifest accepted (they are small JSON documents).
 const MAX_JSON_ENTRY: u64 = crate::store::MAX_SMALL_OBJECT;
 
+/// Largest entry held in memory to check its hash before a visitor sees it (a part is 8 MiB by
+/// default, plus at most one record of up to 64 MiB); larger entries stream through.
+pub const MAX_CHECKED_ENTRY: u64 = 80 << 20;
+
 /// Receives each payload entry, in archive order, after its name, type and size were checked.
 #[async_trait]
 pub trait EntryVisitor: Send {
     /// Reads what it needs of `body`; what it leaves is read and hashed by the caller.
     async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()>;
+    /// Whether entries must match their hash before `visit` sees them (writers: so an archive
+    /// changed since it was verified is never half-applied). Entries larger than
+    /// [`MAX_CHECKED_ENTRY`] still stream, and are checked as they are read.
+    fn checks_before_visit(&self) -> bool {
+        false
+    }
 }
 
 /// A visitor that only reads (for `verify` and the verification pass of a restore).
@@ -79,9 +89,23 @@ pub async fn read_archive(
     let decoded = StreamReader::new(ReceiverStream::new(rx).map(Ok::<_, std::io::Error>));
     let walked = walk_entries(decoded, sidecar, visitor).await;
     let key = sidecar.archive.key.clone();
+    if matches!(walked, Err(Walk::Visitor(_))) {
+        // Give a failed store read a moment to surface (the decoder sees the end first).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (sha256, size) = match walked {
         Err(Walk::Visitor(e)) => {
-            pump.abort();
+            // A backend that stopped because the archive's bytes stopped coming is not the
+            // culprit: when the read from the store failed, that is the error to report.
+            if pump.is_finished() {
+                if let Ok(Err(read)) = pump.await {
+                    return Err(anyhow!(read).context(format!(
+                        "reading archive {key} from the store failed (the restore stopped there: {e:#})"
+                    )));
+                }
+            } else {
+                pump.abort();
+            }
             return Err(e);
         }
         _ => pump
@@ -183,20 +207,23 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
         if size != record.size {
             return Err(fault(anyhow!("entry {path:?} has {size} bytes, the manifest says {}", record.size)));
         }
+        if visitor.checks_before_visit() && size <= MAX_CHECKED_ENTRY {
+            let mut buf = Vec::with_capacity(size as usize);
+            let mut hashing = HashingReader::new(&mut entry);
+            tokio::io::copy(&mut hashing, &mut buf)
+                .await
+                .map_err(|e| fault(anyhow!(e).context(format!("reading entry {path:?}"))))?;
+            check_entry_digest(&path, record, hashing.into_tally().finish()).map_err(fault)?;
+            visitor.visit(record, &mut &buf[..]).await.map_err(Walk::Visitor)?;
+            continue;
+        }
         let mut hashing = HashingReader::new(&mut entry);
         let visited = visitor.visit(record, &mut hashing).await;
         tokio::io::copy(&mut hashing, &mut tokio::io::sink())
             .await
             .map_err(|e| fault(anyhow!(e).context(format!("reading entry {path:?}"))))?;
-        let (sha256, read) = hashing.into_tally().finish();
         // A damaged entry is reported as damaged, even when the visitor tripped over it first.
-        if sha256 != record.sha256 || read != record.size {
-            return Err(fault(anyhow!(
-                "entry {path:?} has SHA-256 {sha256} ({read} bytes), the manifest says {} ({} bytes)",
-                record.sha256,
-                record.size
-            )));
-        }
+        check_entry_digest(&path, record, hashing.into_tally().finish()).map_err(fault)?;
         visited.map_err(Walk::Visitor)?;
     }
     if !manifest_seen {
@@ -208,6 +235,17 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
         return Err(fault(anyhow!("entries listed in the manifest are missing: {}", missing.join(", "))));
     }
     Ok(seen.len())
+}
+
+fn check_entry_digest(path: &str, record: &EntryRecord, (sha256, read): (String, u64)) -> Result<()> {
+    if sha256 != record.sha256 || read != record.size {
+        bail!(
+            "entry {path:?} has SHA-256 {sha256} ({read} bytes), the manifest says {} ({} bytes)",
+            record.sha256,
+            record.size
+        );
+    }
+    Ok(())
 }
 
 fn check_header(header: &ArchiveHeader, sidecar: &Sidecar) -> Result<()> {

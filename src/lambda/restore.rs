@@ -103,7 +103,7 @@ async fn restore_locked(
     }
     let started_at = Utc::now();
     let restorers = config.backends.restorers(&config.restore);
-    let result = run_restore(store.as_ref(), id, restorers, &config.restore.options()).await;
+    let result = run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await;
     let (status, body) = match &result {
         Ok(report) => (COMPLETED, json!({ "status": COMPLETED, "report": report })),
         Err(e) => (FAILED, json!({ "status": FAILED, "error": format!("{e:#}") })),

@@ -34,6 +34,8 @@ pub struct BackupOptions {
     /// The configuration in use, secrets redacted; recorded in the manifest and under `config/`.
     pub config: serde_json::Value,
     pub progress: bool,
+    /// Recorded in the manifest: why this backup was taken (e.g. before a restore).
+    pub reason: Option<String>,
 }
 
 impl Default for BackupOptions {
@@ -44,6 +46,7 @@ impl Default for BackupOptions {
             part_bytes: 8 << 20,
             config: serde_json::Value::Null,
             progress: false,
+            reason: None,
         }
     }
 }
@@ -216,6 +219,7 @@ async fn produce_archive(
         backends: backends.into_iter().collect(),
         entries: archive.entries().to_vec(),
         config: options.config.clone(),
+        reason: options.reason.clone(),
     };
     let (mut out, sha256, size) = archive.finish(MANIFEST_PATH, &manifest).await?;
     tokio::io::AsyncWriteExt::shutdown(&mut out).await?;

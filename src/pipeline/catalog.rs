@@ -20,6 +20,9 @@ pub struct BackupListing {
     pub stats: BTreeMap<String, u64>,
     /// `complete`, or what is wrong (`no sidecar`, `unreadable sidecar`).
     pub status: String,
+    /// Why the backup was taken, when it says (e.g. a safety backup before a restore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Every backup in the store, newest first; archives without a readable sidecar are listed too,
@@ -39,6 +42,7 @@ pub async fn list_backups(store: &dyn ObjectStore) -> Result<Vec<BackupListing>>
                 sha256: Some(s.archive.sha256),
                 backends: s.manifest.backends.keys().cloned().collect(),
                 status: if archives.contains(&id) { "complete".into() } else { "archive missing".into() },
+                reason: s.manifest.reason.clone(),
             },
             _ => bare(&id, "unreadable sidecar"),
         };
@@ -64,6 +68,7 @@ fn bare(id: &BackupId, status: &str) -> BackupListing {
         backends: Vec::new(),
         stats: BTreeMap::new(),
         status: status.into(),
+        reason: None,
     }
 }
 

@@ -7,6 +7,7 @@
 use crate::archive::reader::{read_archive, CheckOnly, EntryVisitor, ReadReport};
 use crate::archive::{ContentDigest, EntryRecord, Sidecar};
 use crate::id::BackupId;
+use crate::pipeline::backup::{run_backup, BackupOptions};
 use crate::sources::Restorer;
 use crate::store::{get_bytes, ObjectStore};
 use anyhow::{bail, Context, Result};
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncRead;
 
@@ -75,6 +77,20 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     /// Skip reading the restored state back to prove it equals the archive (`--no-verify-restored`).
     pub skip_verify_restored: bool,
+    /// Back up what the restore will overwrite, before it writes (the rollback point).
+    pub safety_backup: Option<SafetyBackup>,
+}
+
+/// Where the safety backup goes (the CLI and the functions use the restore's own store).
+#[derive(Clone)]
+pub struct SafetyBackup {
+    pub store: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for SafetyBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SafetyBackup({})", self.store.url())
+    }
 }
 
 /// What a restore did, backend by backend.
@@ -90,6 +106,11 @@ pub struct RestoreReport {
     pub seconds: f64,
     /// Seconds spent reading the restored state back (part of `seconds`).
     pub verify_restored_seconds: f64,
+    /// The backup of what this restore overwrote, taken before it wrote: `ngbak restore <it>`
+    /// with `replace` modes rolls the restore back.
+    pub safety_backup: Option<BackupId>,
+    /// Seconds the safety backup took (part of `seconds`).
+    pub safety_backup_seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -196,8 +217,15 @@ pub async fn run_restore(
         backends.insert(r.name().to_string(), report);
     }
     let mut verify_seconds = 0.0;
+    let safety_started = Instant::now();
+    let safety = match (&options.safety_backup, options.dry_run) {
+        (Some(safety), false) => take_safety_backup(safety, id, &mut restorers).await?,
+        _ => None,
+    };
+    let safety_seconds = safety_started.elapsed().as_secs_f64();
     if !options.dry_run {
-        let written = write_and_check(store, id, &sidecar, etag, &mut restorers, &mut backends, options).await;
+        let written =
+            write_and_check(store, id, &sidecar, etag, &mut restorers, &mut backends, options, safety.as_ref()).await;
         let mut cleanup_errors = Vec::new();
         for r in restorers.iter_mut() {
             if let Err(e) = r.cleanup().await {
@@ -222,7 +250,44 @@ pub async fn run_restore(
         skipped,
         seconds: started.elapsed().as_secs_f64(),
         verify_restored_seconds: verify_seconds,
+        safety_backup: safety,
+        safety_backup_seconds: safety_seconds,
     })
+}
+
+/// Backs up exactly what the restore may overwrite (each restorer's target and scope) as an
+/// ordinary backup `pre-restore_<id>_<time>`. If it fails, the restore does not start.
+async fn take_safety_backup(
+    safety: &SafetyBackup,
+    id: &BackupId,
+    restorers: &mut [Box<dyn Restorer>],
+) -> Result<Option<BackupId>> {
+    let mut exporters = Vec::new();
+    for r in restorers.iter_mut() {
+        let name = r.name();
+        if let Some(e) = r.safety_exporter().await.with_context(|| format!("preparing the safety backup of {name}"))? {
+            exporters.push(e);
+        }
+    }
+    if exporters.is_empty() {
+        tracing::info!(backup_id = %id, "no safety backup: the targets hold nothing yet");
+        return Ok(None);
+    }
+    let safety_id = BackupId::safety_for(id, chrono::Utc::now());
+    tracing::info!(backup_id = %id, safety_backup = %safety_id, "backing up what the restore will overwrite");
+    let options = BackupOptions {
+        id: Some(safety_id.clone()),
+        reason: Some(format!("safety backup taken before restoring {id}")),
+        config: serde_json::json!({ "safety_backup_before_restoring": id }),
+        ..Default::default()
+    };
+    run_backup(safety.store.clone(), exporters, options).await.with_context(|| {
+        format!(
+            "the safety backup before restoring {id} failed, so the restore did not start and nothing was written. \
+             Fix the cause, or restore without a rollback point with --no-safety-backup"
+        )
+    })?;
+    Ok(Some(safety_id))
 }
 
 /// The write pass and the read-back check; returns the seconds the check took. An error says
@@ -235,32 +300,38 @@ async fn write_and_check(
     restorers: &mut [Box<dyn Restorer>],
     backends: &mut BTreeMap<String, BackendReport>,
     options: &RestoreOptions,
+    safety: Option<&BackupId>,
 ) -> Result<f64> {
     let manifest = &sidecar.manifest;
-    let mut touched: Vec<&'static str> = Vec::new();
+    let rollback = match safety {
+        Some(s) => format!(
+            ", or roll back to the state before the restore with `ngbak restore {s} --kv-mode replace \
+             --graph-mode replace --vector-mode replace`"
+        ),
+        None => String::new(),
+    };
     let partial = |touched: &[&str]| {
         if touched.is_empty() {
             "nothing was written".to_string()
         } else {
             format!(
-                "the restore stopped after writing to {}: those targets now hold part of backup {id}. \
-                 Fix the cause and run the restore again",
+                "PARTIAL RESTORE: the restore stopped after writing to {}: those targets now hold part of backup \
+                 {id}. Fix the cause and run the restore again{rollback}",
                 touched.join(", ")
             )
         }
     };
     let object = match store.get(&id.archive_key(), etag.as_deref()).await {
         Ok(o) => o,
-        Err(e) => return Err(e.context(format!("re-reading the verified archive; {}", partial(&touched)))),
+        Err(e) => return Err(e.context("re-reading the verified archive; nothing was written")),
     };
-    for r in restorers.iter_mut() {
-        touched.push(r.name());
-        if let Err(e) = r.prepare(&manifest.backends[r.name()]).await {
-            return Err(e.context(format!("preparing {} for restore; {}", r.name(), partial(&touched))));
-        }
+    let mut dispatch = Dispatch { restorers: &mut *restorers, manifest, touched: Vec::new() };
+    let mut written = read_archive(object.body, sidecar, &mut dispatch).await.map(|_| ());
+    if written.is_ok() {
+        written = dispatch.prepare_rest().await;
     }
-    let mut dispatch = Dispatch { restorers: &mut *restorers };
-    if let Err(e) = read_archive(object.body, sidecar, &mut dispatch).await {
+    let touched = std::mem::take(&mut dispatch.touched);
+    if let Err(e) = written {
         return Err(e.context(partial(&touched)));
     }
     for r in restorers.iter_mut() {
@@ -292,7 +363,7 @@ async fn write_and_check(
                     "the restored {} differs from backup {id}: it holds {} records where the archive has {} \
                      (digest {} where {} was expected).{detail} The data was written but is not what was \
                      backed up: stop writers to the target and restore again (with --{}-mode replace to \
-                     remove what the archive does not hold)",
+                     remove what the archive does not hold){rollback}",
                     r.name(),
                     found.records,
                     expected.records,
@@ -440,19 +511,53 @@ impl EntryVisitor for Listing<'_> {
     }
 }
 
-/// Hands each entry to the restorer of its backend; entries of other backends are only read.
+/// Hands each entry to the restorer of its backend (entries of other backends are only read),
+/// preparing a backend — clearing it, in `replace` mode — right before its first entry, so a
+/// failure earlier in the archive leaves the backends after it untouched.
 struct Dispatch<'a> {
     restorers: &'a mut [Box<dyn Restorer>],
+    manifest: &'a crate::archive::Manifest,
+    /// Backends prepared so far, in order (they may hold part of the backup).
+    touched: Vec<&'static str>,
+}
+
+impl Dispatch<'_> {
+    async fn prepare(&mut self, index: usize) -> Result<()> {
+        let name = self.restorers[index].name();
+        if self.touched.contains(&name) {
+            return Ok(());
+        }
+        self.touched.push(name);
+        let backend = &self.manifest.backends[name];
+        self.restorers[index].prepare(backend).await.with_context(|| format!("preparing {name} for restore"))
+    }
+
+    /// Prepares the backends that had no entry (a `replace` restore of an empty backup still
+    /// clears them).
+    async fn prepare_rest(&mut self) -> Result<()> {
+        for i in 0..self.restorers.len() {
+            self.prepare(i).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl EntryVisitor for Dispatch<'_> {
     async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        if let Some(r) = self.restorers.iter_mut().find(|r| r.name() == record.backend) {
-            r.restore_entry(record, body)
+        let index = self.restorers.iter().position(|r| r.name() == record.backend);
+        if let Some(i) = index {
+            self.prepare(i).await?;
+            let name = self.restorers[i].name();
+            self.restorers[i]
+                .restore_entry(record, body)
                 .await
-                .with_context(|| format!("restoring {} into {}", record.path, r.name()))?;
+                .with_context(|| format!("restoring {} into {name}", record.path))?;
         }
         Ok(())
+    }
+
+    fn checks_before_visit(&self) -> bool {
+        true
     }
 }

@@ -30,6 +30,10 @@ pub struct KeepPolicy {
     /// Keep the most recent backup of each of the last N months that have one.
     #[arg(long, env = "NGBAK_KEEP_MONTHLY")]
     pub keep_monthly: Option<usize>,
+    /// Keep the N most recent safety backups (`pre-restore_…`, taken before each restore); they
+    /// do not count for the other rules. Default 3.
+    #[arg(long, env = "NGBAK_KEEP_SAFETY")]
+    pub keep_safety: Option<usize>,
 }
 
 impl KeepPolicy {
@@ -93,8 +97,15 @@ pub async fn prune(store: &dyn ObjectStore, policy: &KeepPolicy, dry_run: bool) 
     let all = list_backups(store).await?;
     let (complete, other): (Vec<BackupListing>, Vec<BackupListing>) =
         all.into_iter().partition(|b| b.status == "complete" && b.created_at.is_some());
+    // Safety backups are kept by their own rule and do not push scheduled backups out.
+    let (safety, complete): (Vec<BackupListing>, Vec<BackupListing>) =
+        complete.into_iter().partition(|b| b.backup_id.is_safety());
     let times: Vec<DateTime<Utc>> = complete.iter().filter_map(|b| b.created_at).collect();
     let mut reasons = policy.apply(&times);
+    let keep_safety = policy.keep_safety.unwrap_or(3);
+    let safety_reasons: Vec<Vec<String>> = (0..safety.len())
+        .map(|i| if i < keep_safety { vec![format!("one of the {keep_safety} newest safety backups")] } else { vec![] })
+        .collect();
 
     // The newest backup that verifies is kept whatever the policy says.
     for (i, b) in complete.iter().enumerate() {
@@ -110,7 +121,7 @@ pub async fn prune(store: &dyn ObjectStore, policy: &KeepPolicy, dry_run: bool) 
     }
     let mut decisions = Vec::new();
     let mut deleted = 0;
-    for (b, mut why) in complete.into_iter().zip(reasons) {
+    for (b, mut why) in complete.into_iter().zip(reasons).chain(safety.into_iter().zip(safety_reasons)) {
         if why.is_empty() && store.is_locked(&b.backup_id.archive_key()).await? {
             why.push("under S3 Object Lock".into());
         }

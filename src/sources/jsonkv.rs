@@ -273,6 +273,11 @@ impl Restorer for WorkdirRestorer {
             .with_context(|| format!("creating the working directory {}", self.dir.display()))
     }
 
+    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn Exporter>>> {
+        let exists = tokio::fs::metadata(&self.dir).await.is_ok_and(|m| m.is_dir());
+        Ok(exists.then(|| Box::new(WorkdirExporter::new(&self.dir)) as Box<dyn Exporter>))
+    }
+
     async fn check_entry(
         &mut self,
         entry: &EntryRecord,

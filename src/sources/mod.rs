@@ -65,6 +65,12 @@ pub trait Restorer: Send {
     async fn read_back(&mut self, _each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
         Ok(false)
     }
+    /// An exporter of exactly what this restore may overwrite (same target, same scope), for the
+    /// safety backup taken before a restore writes; `None` when the target holds nothing yet.
+    /// Called after `preflight`.
+    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn Exporter>>> {
+        Ok(None)
+    }
     /// Removes what only the restore needed (temporary keys, indexes, uploaded files). Runs after
     /// success and after failure; must be safe to call when nothing was prepared.
     async fn cleanup(&mut self) -> Result<()> {

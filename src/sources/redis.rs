@@ -734,6 +734,10 @@ impl Restorer for RedisRestorer {
         Ok(())
     }
 
+    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn Exporter>>> {
+        Ok(Some(Box::new(RedisExporter::new(&self.url, &self.patterns))))
+    }
+
     async fn check_entry(
         &mut self,
         entry: &EntryRecord,

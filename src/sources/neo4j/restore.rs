@@ -377,6 +377,10 @@ impl Restorer for Neo4jRestorer {
         Ok(())
     }
 
+    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn crate::sources::Exporter>>> {
+        Ok(Some(Box::new(super::Neo4jExporter::new(self.settings.clone()))))
+    }
+
     async fn check_entry(
         &mut self,
         entry: &EntryRecord,

@@ -615,6 +615,23 @@ impl Restorer for QdrantRestorer {
         Ok(())
     }
 
+    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn Exporter>>> {
+        // The collections this restore writes, as far as they exist now.
+        let grpc = self.settings.grpc()?;
+        let mut existing = Vec::new();
+        for c in &self.archived {
+            let target = self.target(c);
+            if grpc.collection_exists(&target).await.with_context(|| format!("Qdrant gRPC: does {target} exist"))? {
+                existing.push(target);
+            }
+        }
+        if existing.is_empty() {
+            return Ok(None);
+        }
+        let settings = QdrantSettings { collections: existing, ..self.settings.clone() };
+        Ok(Some(Box::new(QdrantExporter::new(settings))))
+    }
+
     async fn check_entry(
         &mut self,
         entry: &EntryRecord,

@@ -1,0 +1,75 @@
+//! The rollback point: a restore that fails halfway says so, names what it wrote, and the safety
+//! backup it took first brings every key back exactly as it was before the restore.
+
+mod common;
+
+use common::*;
+use ngbak::pipeline::backup::{run_backup, BackupOptions};
+use ngbak::pipeline::restore::{run_restore, RestoreOptions, SafetyBackup};
+use ngbak::sources::redis::{RedisExporter, RedisRestorer};
+use ngbak::sources::RestoreMode;
+
+#[tokio::test]
+async fn a_restore_cut_halfway_is_reported_partial_and_its_safety_backup_rolls_it_back() {
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    // The backup: 3,000 documents.
+    for chunk in (0..3000).collect::<Vec<_>>().chunks(500) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("SET")
+                .arg(format!("{prefix}:doc-{i}"))
+                .arg(format!("{{\"content\": \"backed up {i}\"}}"))
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut con).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
+    let backup = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
+
+    // Life goes on: values change, keys come and go, some expire later.
+    let mut pipe = redis::pipe();
+    for i in (0..3000).step_by(3) {
+        pipe.cmd("SET").arg(format!("{prefix}:doc-{i}")).arg(format!("changed {i}")).arg("PX").arg(3_600_000).ignore();
+    }
+    for i in (1..3000).step_by(7) {
+        pipe.cmd("DEL").arg(format!("{prefix}:doc-{i}")).ignore();
+    }
+    for i in 0..200 {
+        pipe.cmd("HSET").arg(format!("{prefix}:new-{i}")).arg("field").arg(i).ignore();
+    }
+    let _: () = pipe.query_async(&mut con).await.unwrap();
+    let before_restore = redis_snapshot(&mut con, &pattern).await;
+
+    // The restore's own writes go through a proxy that cuts them off: connections 1 (checks)
+    // and 2 (the safety backup) pass, connection 3 (the writes) is cut after 20 KB of replies.
+    let target = redis_url().trim_start_matches("redis://").to_string();
+    let port = cutting_proxy_nth(target, 3, 20_000).await;
+    let restorer =
+        RedisRestorer::new(&format!("redis://127.0.0.1:{port}"), std::slice::from_ref(&pattern), RestoreMode::Replace);
+    let options = RestoreOptions { safety_backup: Some(SafetyBackup { store: store.clone() }), ..Default::default() };
+    let err = run_restore(store.as_ref(), &backup.backup_id, vec![Box::new(restorer)], &options).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("PARTIAL RESTORE") && text.contains("writing to redis"), "{text}");
+    let safety = ngbak::pipeline::catalog::list_backups(store.as_ref())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|b| b.backup_id.is_safety())
+        .expect("a safety backup was taken")
+        .backup_id;
+    assert!(text.contains(&format!("ngbak restore {safety}")), "the error must give the rollback command: {text}");
+    let partial = redis_snapshot(&mut con, &pattern).await;
+    assert_ne!(partial, before_restore, "the cut restore wrote nothing: the test proves nothing");
+
+    // The rollback: the safety backup, in replace mode, gives back exactly what was there.
+    let restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Replace);
+    let report =
+        run_restore(store.as_ref(), &safety, vec![Box::new(restorer)], &RestoreOptions::default()).await.unwrap();
+    assert_eq!(report.backends["redis"].verified, Some(true));
+    assert_same_keys(&before_restore, &redis_snapshot(&mut con, &pattern).await, 60_000);
+    delete_pattern(&mut con, &pattern).await;
+}
