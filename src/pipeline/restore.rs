@@ -216,6 +216,7 @@ pub async fn run_restore(
         };
         backends.insert(r.name().to_string(), report);
     }
+    let verified = Verified { store, id, sidecar: &sidecar, etag: etag.as_deref() };
     let mut verify_seconds = 0.0;
     let safety_started = Instant::now();
     let safety = match (&options.safety_backup, options.dry_run) {
@@ -224,8 +225,7 @@ pub async fn run_restore(
     };
     let safety_seconds = safety_started.elapsed().as_secs_f64();
     if !options.dry_run {
-        let written =
-            write_and_check(store, id, &sidecar, etag, &mut restorers, &mut backends, options, safety.as_ref()).await;
+        let written = write_and_check(&verified, &mut restorers, &mut backends, options, safety.as_ref()).await;
         let mut cleanup_errors = Vec::new();
         for r in restorers.iter_mut() {
             if let Err(e) = r.cleanup().await {
@@ -290,18 +290,25 @@ async fn take_safety_backup(
     Ok(Some(safety_id))
 }
 
+/// The archive as verified: where it is, and the version (ETag) every later read is pinned to.
+#[derive(Clone, Copy)]
+struct Verified<'a> {
+    store: &'a dyn ObjectStore,
+    id: &'a BackupId,
+    sidecar: &'a Sidecar,
+    etag: Option<&'a str>,
+}
+
 /// The write pass and the read-back check; returns the seconds the check took. An error says
 /// which backends had been written to, since the targets are then partly restored.
 async fn write_and_check(
-    store: &dyn ObjectStore,
-    id: &BackupId,
-    sidecar: &Sidecar,
-    etag: Option<String>,
+    verified: &Verified<'_>,
     restorers: &mut [Box<dyn Restorer>],
     backends: &mut BTreeMap<String, BackendReport>,
     options: &RestoreOptions,
     safety: Option<&BackupId>,
 ) -> Result<f64> {
+    let Verified { store, id, sidecar, etag } = *verified;
     let manifest = &sidecar.manifest;
     let rollback = match safety {
         Some(s) => format!(
@@ -321,7 +328,7 @@ async fn write_and_check(
             )
         }
     };
-    let object = match store.get(&id.archive_key(), etag.as_deref()).await {
+    let object = match store.get(&id.archive_key(), etag).await {
         Ok(o) => o,
         Err(e) => return Err(e.context("re-reading the verified archive; nothing was written")),
     };
@@ -358,7 +365,7 @@ async fn write_and_check(
             report.digest_found = Some(found);
             report.verified = Some(found == expected);
             if found != expected {
-                let detail = differences(store, id, sidecar, etag.as_deref(), r.as_mut()).await;
+                let detail = differences(verified, r.as_mut()).await;
                 bail!(
                     "the restored {} differs from backup {id}: it holds {} records where the archive has {} \
                      (digest {} where {} was expected).{detail} The data was written but is not what was \
@@ -392,13 +399,8 @@ fn mode_flag(backend: &str) -> &'static str {
 
 /// Up to ten records on each side that the other lacks, found by reading the target back and the
 /// archive again (only when the digests differ, so the cost is paid only then).
-async fn differences(
-    store: &dyn ObjectStore,
-    id: &BackupId,
-    sidecar: &Sidecar,
-    etag: Option<&str>,
-    restorer: &mut dyn Restorer,
-) -> String {
+async fn differences(verified: &Verified<'_>, restorer: &mut dyn Restorer) -> String {
+    let Verified { store, id, sidecar, etag } = *verified;
     let mut found: HashMap<[u8; 32], u32> = HashMap::new();
     let read =
         restorer.read_back(&mut |record: &[u8]| *found.entry(Sha256::digest(record).into()).or_default() += 1).await;
