@@ -14,6 +14,8 @@ use std::time::Duration;
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub net: crate::net::NetArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,6 +89,7 @@ pub enum Command {
 
 /// Runs the CLI; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<()> {
+    cli.net.apply()?;
     let store = cli.store.open().await?;
     match cli.command {
         Command::Backup { id, only, mut backends, tuning, json } => {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod id;
 pub mod lambda;
+pub mod net;
 pub mod pipeline;
 pub mod progress;
 pub mod secrets;

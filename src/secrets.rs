@@ -8,11 +8,14 @@ use anyhow::{Context, Result};
 
 /// Fills each unset secret setting whose `*_SECRET_ARN` is given, with the default AWS credentials.
 pub async fn resolve(backends: &mut BackendArgs) -> Result<()> {
+    backends.remember_secrets();
     if !SECRETS.iter().any(|s| s.wanted_arn(backends).is_some()) {
         return Ok(());
     }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    resolve_with(&aws_sdk_secretsmanager::Client::new(&config), backends).await
+    let config = crate::net::aws::loader().load().await;
+    resolve_with(&aws_sdk_secretsmanager::Client::new(&config), backends).await?;
+    backends.remember_secrets();
+    Ok(())
 }
 
 /// As [`resolve`], with a given client (tests point it at an emulator).

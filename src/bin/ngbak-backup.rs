@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    ngbak::net::tls::install_crypto_provider();
     ngbak::telemetry::init_logging(true);
     let config = Arc::new(ngbak::lambda::FunctionConfig::from_env().await?);
     ngbak::lambda::serve(move |event, _ctx| {

@@ -35,12 +35,15 @@ pub struct FunctionConfig {
     pub prune_after_backup: bool,
     #[command(flatten)]
     pub keep: crate::pipeline::retention::KeepPolicy,
+    #[command(flatten)]
+    pub net: crate::net::NetArgs,
 }
 
 impl FunctionConfig {
     /// Reads the configuration from the environment only, then resolves Secrets Manager ARNs.
     pub async fn from_env() -> anyhow::Result<Self> {
         let mut config = FunctionConfig::try_parse_from(["ngbak-lambda"])?;
+        config.net.apply()?;
         crate::secrets::resolve(&mut config.backends).await?;
         Ok(config)
     }
@@ -59,8 +62,9 @@ where
             let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
             let _guard = span.enter();
             handler(event.payload, event.context.clone()).await.map_err(|e| {
-                tracing::error!(error = %format!("{e:#}"), "invocation failed");
-                lambda_runtime::Error::from(format!("{e:#}"))
+                let message = crate::net::scrub(&format!("{e:#}"));
+                tracing::error!(error = %message, "invocation failed");
+                lambda_runtime::Error::from(message)
             })
         }
     }))

@@ -40,7 +40,7 @@ pub struct S3Store {
 
 impl S3Store {
     pub async fn connect(bucket: &str, prefix: &str, options: &S3Options) -> Result<Self> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = crate::net::aws::loader();
         let endpoint = options
             .endpoint
             .clone()
