@@ -68,14 +68,25 @@ pub fn neo4j(uri: &str, user: &str, password: &str, database: &str) -> neo4rs::C
     config
 }
 
-/// The message for a Bolt server that could not be reached or did not answer.
-pub fn neo4j_unreachable(uri: &str, database: &str) -> String {
-    format!(
-        "cannot reach Neo4j at {} (database {database}): is it running and reachable, are \
-         NEO4J_USERNAME/NEO4J_PASSWORD right, and for +s schemes is the CA trusted (--ca-file)? {}",
-        redact_url(uri),
-        timeouts_hint(policy())
-    )
+/// Connects and runs `RETURN 1`, within the connect and answer timeouts together: neo4rs
+/// bounds the TCP connect and each fetch, but not the Bolt handshake (a silent server hung it).
+pub async fn neo4j_connect(config: neo4rs::Config, uri: &str, database: &str) -> Result<neo4rs::Graph> {
+    let p = policy();
+    let unreachable = |why: String| {
+        anyhow!(
+            "cannot reach Neo4j at {} (database {database}): {why}. Is it running and reachable, are \
+             NEO4J_USERNAME/NEO4J_PASSWORD right, and for +s schemes is the CA trusted (--ca-file)? {}",
+            redact_url(uri),
+            timeouts_hint(p)
+        )
+    };
+    let graph = neo4rs::Graph::connect(config)
+        .map_err(|e| anyhow!("invalid Neo4j settings for {}: {}", redact_url(uri), scrub(&e.to_string())))?;
+    match tokio::time::timeout(p.connect + p.request, graph.run(neo4rs::query("RETURN 1"))).await {
+        Ok(Ok(())) => Ok(graph),
+        Ok(Err(e)) => Err(unreachable(scrub(&e.to_string()))),
+        Err(_) => Err(unreachable(format!("no answer in {} s", (p.connect + p.request).as_secs()))),
+    }
 }
 
 /// The HTTP client for Qdrant's REST API: rustls (ring), system roots plus the CA file,

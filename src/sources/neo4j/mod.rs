@@ -52,13 +52,7 @@ impl Neo4jSettings {
             .fetch_size(2000)
             .max_connections(4)
             .build()?;
-        let graph =
-            Graph::connect(config).with_context(|| format!("invalid Neo4j settings for {}", redact_url(&self.uri)))?;
-        graph
-            .run(query("RETURN 1"))
-            .await
-            .with_context(|| crate::net::clients::neo4j_unreachable(&self.uri, &self.database))?;
-        Ok(graph)
+        crate::net::clients::neo4j_connect(config, &self.uri, &self.database).await
     }
 
     fn describe(&self) -> String {
