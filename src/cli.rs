@@ -78,6 +78,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Connect to every configured backend and the store; report version, TLS, auth (exit 1 if
+    /// any is unreachable).
+    Check {
+        #[command(flatten)]
+        backends: BackendArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a time-limited download URL for a backup's archive.
     Presign {
         id: BackupId,
@@ -180,6 +188,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 s
             })
+        }
+        Command::Check { mut backends, json } => {
+            crate::secrets::resolve(&mut backends).await?;
+            let report = crate::check::run(store.as_ref(), &backends).await;
+            emit(json, &report, || crate::check::render(&report))?;
+            let failed = report.checks.iter().filter(|c| !c.ok).count();
+            anyhow::ensure!(failed == 0, "{failed} of {} checks failed (see above)", report.checks.len());
+            Ok(())
         }
         Command::Presign { id, expires } => {
             println!("{}", store.presign_get(&id.archive_key(), Duration::from_secs(expires)).await?);

@@ -5,6 +5,7 @@
 //! `lambda` are thin entry points on top.
 
 pub mod archive;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod id;

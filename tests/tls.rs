@@ -150,3 +150,44 @@ async fn bolt_over_tls_backs_up_and_restores_and_rejects_an_unknown_ca() {
     assert!(!text.contains(&password), "{text}");
     graph.run(neo4rs::query(&format!("MATCH (n:`{label}`) DETACH DELETE n"))).await.unwrap();
 }
+
+#[tokio::test]
+async fn check_reports_version_tls_and_auth_for_each_backend_and_fails_on_an_unreachable_one() {
+    let ca = required("NGBAK_TEST_CA_FILE");
+    let bucket = new_bucket().await;
+    let store = format!("s3://{bucket}/check");
+    let redis_url = required("NGBAK_TEST_REDISS_URL");
+    let bolt = required("NGBAK_TEST_BOLTS_URI");
+    let password = required("NGBAK_TEST_BOLT_PASSWORD");
+    let user = std::env::var("NGBAK_TEST_BOLT_USER").unwrap_or_else(|_| "neo4j".into());
+    let https = required("NGBAK_TEST_S3_HTTPS_ENDPOINT");
+    let mut env = vec![
+        ("NGBAK_STORE", store.as_str()),
+        ("AWS_ENDPOINT_URL", https.as_str()),
+        ("NGBAK_CA_FILE", ca.as_str()),
+        ("REDIS_URL", redis_url.as_str()),
+        ("NEO4J_URI", bolt.as_str()),
+        ("NEO4J_USERNAME", user.as_str()),
+        ("NEO4J_PASSWORD", password.as_str()),
+    ];
+    let started = std::time::Instant::now();
+    let out = ngbak(&["check", "--json"], &env);
+    let report = json_of(&out);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "a check takes seconds");
+    assert_eq!(report["ok"], true, "{report}");
+    let by_name = |n: &str| report["checks"].as_array().unwrap().iter().find(|c| c["name"] == n).cloned().unwrap();
+    for name in ["store", "redis", "neo4j"] {
+        let c = by_name(name);
+        assert_eq!((c["ok"].as_bool(), c["tls"].as_bool()), (Some(true), Some(true)), "{c}");
+    }
+    assert_eq!(by_name("redis")["auth"], true);
+    assert!(by_name("redis")["version"].as_str().is_some_and(|v| v.starts_with('7')), "{report}");
+    assert!(!printed(&out).contains(REDIS_TLS_PASSWORD) && !printed(&out).contains(&password));
+
+    env.push(("QDRANT_URL", "http://127.0.0.1:1"));
+    let down = ngbak(&["check", "--json"], &env);
+    assert!(!down.status.success(), "an unreachable backend fails the check");
+    let report: Value = serde_json::from_slice(&down.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(report["checks"].to_string().contains("127.0.0.1:1"), "{report}");
+}

@@ -34,6 +34,11 @@ pub fn part_size(number: u32) -> u64 {
 /// The S3-compatible endpoint in use, for errors that cannot say where they failed otherwise.
 static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The S3-compatible endpoint in use (redacted), when one is set.
+pub fn endpoint() -> Option<&'static str> {
+    ENDPOINT.get().map(String::as_str)
+}
+
 pub struct S3Store {
     client: Client,
     bucket: String,
