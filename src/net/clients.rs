@@ -42,7 +42,7 @@ pub async fn redis(url: &str) -> Result<MultiplexedConnection> {
         AsyncConnectionConfig::new().set_connection_timeout(Some(p.connect)).set_response_timeout(Some(p.request));
     client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| {
         anyhow!(
-            "cannot connect to Redis at {addr} ({shown}, TLS {}): {}. Check that it is running and reachable, \
+            "cannot connect to Redis at {shown} ({addr}, TLS {}): {}. Check that it is running and reachable, \
              the user and password, and for TLS the CA (--ca-file); {}",
             if tls { "on" } else { "off" },
             scrub(&e.to_string()),
