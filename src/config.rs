@@ -101,6 +101,9 @@ pub struct BackendArgs {
     /// snapshot (server snapshots, exact, fastest) or points (portable across versions).
     #[arg(long, env = "NGBAK_QDRANT_MODE", value_enum, default_value_t = CaptureMode::Snapshot)]
     pub qdrant_mode: CaptureMode,
+    /// The settings that were read from Secrets Manager (their flags), to read again on rotation.
+    #[arg(skip)]
+    pub read_from_secrets: Vec<&'static str>,
 }
 
 impl BackendArgs {

@@ -49,6 +49,33 @@ impl FunctionConfig {
     }
 }
 
+/// Runs `job` with the current settings. When a backend refuses the credentials and a secret they
+/// came from has changed since it was read (rotation), the new value is kept and `job` runs once
+/// more: a warm function would otherwise fail until its next cold start.
+pub async fn with_rotation<F, Fut>(
+    config: &tokio::sync::RwLock<FunctionConfig>,
+    job: F,
+) -> anyhow::Result<serde_json::Value>
+where
+    F: Fn(FunctionConfig) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>>,
+{
+    let current = config.read().await.clone();
+    match job(current).await {
+        Err(e) if crate::secrets::is_auth_failure(&e) => {
+            let mut settings = config.write().await;
+            if !crate::secrets::refresh(&mut settings.backends).await? {
+                return Err(e);
+            }
+            tracing::warn!("credentials were refused and a secret has changed since it was read: trying once more");
+            let renewed = settings.clone();
+            drop(settings);
+            job(renewed).await
+        }
+        outcome => outcome,
+    }
+}
+
 /// Runs a handler under the Lambda runtime, logging JSON with the request id.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where

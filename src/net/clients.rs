@@ -46,7 +46,7 @@ pub async fn redis(url: &str) -> Result<MultiplexedConnection> {
              the user and password, and for TLS the CA (--ca-file); {}",
             if tls { "on" } else { "off" },
             scrub(&e.to_string()),
-            timeouts_hint(p)
+            timeouts_hint(&p)
         )
     })
 }
@@ -77,7 +77,7 @@ pub async fn neo4j_connect(config: neo4rs::Config, uri: &str, database: &str) ->
             "cannot reach Neo4j at {} (database {database}): {why}. Is it running and reachable, are \
              NEO4J_USERNAME/NEO4J_PASSWORD right, and for +s schemes is the CA trusted (--ca-file)? {}",
             redact_url(uri),
-            timeouts_hint(p)
+            timeouts_hint(&p)
         )
     };
     let graph = neo4rs::Graph::connect(config)

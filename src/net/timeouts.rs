@@ -2,7 +2,7 @@
 //! read by every client as it connects, so no network call can wait forever.
 
 use super::tls::CaBundle;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Default connect timeout (seconds): generous for a cross-region TLS handshake.
@@ -32,14 +32,14 @@ impl Default for Policy {
     }
 }
 
-static POLICY: OnceLock<Policy> = OnceLock::new();
+static POLICY: RwLock<Option<Arc<Policy>>> = RwLock::new(None);
 
-/// Sets the process's policy; the first call wins (a Lambda keeps its settings across invocations).
+/// Sets the process's policy (a Lambda function keeps it across invocations).
 pub fn configure(policy: Policy) {
-    let _ = POLICY.set(policy);
+    *POLICY.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(policy));
 }
 
 /// The process's policy (the defaults until [`configure`] is called).
-pub fn policy() -> &'static Policy {
-    POLICY.get_or_init(Policy::default)
+pub fn policy() -> Arc<Policy> {
+    POLICY.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
 }
