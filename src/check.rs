@@ -40,6 +40,28 @@ struct Probe {
 /// Checks every configured backend and the store, concurrently; each within the connect and
 /// answer timeouts.
 pub async fn run(store: &dyn ObjectStore, backends: &BackendArgs) -> Report {
+    run_only(store, backends, &[]).await
+}
+
+/// Before a job: the store and the backends it will use (`only`, or all when empty) must answer,
+/// so that a restore does not write one backend and then find the next one down.
+pub async fn preflight(store: &dyn ObjectStore, backends: &BackendArgs, only: &[String]) -> Result<()> {
+    let report = run_only(store, backends, only).await;
+    if report.ok {
+        return Ok(());
+    }
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{} ({}): {}", c.name, c.target, c.error.as_deref().unwrap_or("failed")))
+        .collect();
+    Err(anyhow!("preflight failed, nothing was read or written: {}", failed.join("; ")))
+}
+
+/// As [`run`], limited to the backends named in `only` (all when empty).
+pub async fn run_only(store: &dyn ObjectStore, backends: &BackendArgs, only: &[String]) -> Report {
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let s3 = store.url().starts_with("s3://");
     let endpoint = crate::store::s3::endpoint().filter(|_| s3);
     let target = match endpoint {
@@ -49,21 +71,26 @@ pub async fn run(store: &dyn ObjectStore, backends: &BackendArgs) -> Report {
     let tls = s3 && !endpoint.is_some_and(|e| e.starts_with("http://"));
     let mut checks = vec![timed("store", target, tls, probe_store(store)).await];
     let mut pending = Vec::new();
-    if let Some(url) = set(&backends.redis_url) {
+    if let Some(url) = set(&backends.redis_url).filter(|_| wanted("redis")) {
         let tls = url.trim_start().starts_with("rediss://");
         pending.push(Box::pin(timed("redis", redact_url(url), tls, probe_redis(url.to_string())))
             as std::pin::Pin<Box<dyn Future<Output = Check> + Send>>);
     }
-    if let Some(g) = backends.neo4j(crate::sources::RestoreMode::Merge) {
+    if let Some(g) = backends.neo4j(crate::sources::RestoreMode::Merge).filter(|_| wanted("neo4j")) {
         let tls = g.uri.contains("+s");
         pending.push(Box::pin(timed("neo4j", redact_url(&g.uri), tls, probe_neo4j(g))));
     }
-    if let Some(q) = backends.qdrant(None) {
+    if let Some(q) = backends.qdrant(None).filter(|_| wanted("qdrant")) {
         let tls = q.url.trim_start().starts_with("https://");
+        if q.mode == crate::sources::qdrant::CaptureMode::Points {
+            let grpc = grpc_url(&q.url, q.grpc_url.as_deref());
+            let tls = grpc.starts_with("https://");
+            pending.push(Box::pin(timed("qdrant-grpc", redact_url(&grpc), tls, probe_grpc(grpc, q.api_key.clone()))));
+        }
         pending.push(Box::pin(timed("qdrant", redact_url(&q.url), tls, probe_qdrant(q.url, q.api_key))));
     }
     checks.extend(futures::future::join_all(pending).await);
-    if let Some(dir) = backends.kv_dir.as_ref().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = backends.kv_dir.as_ref().filter(|d| !d.as_os_str().is_empty() && wanted("jsonkv")) {
         let shown = dir.display().to_string();
         checks.push(timed("jsonkv", shown, false, probe_dir(dir.clone())).await);
     }
@@ -147,6 +174,26 @@ async fn probe_qdrant(url: String, api_key: Option<String>) -> Result<Probe> {
     // The version endpoint is open on secured servers: list collections to check the key.
     rest.result(rest.request(reqwest::Method::GET, "/collections"), "list collections").await?;
     Ok(Probe { version: Some(version), authenticated: api_key.is_some() })
+}
+
+/// The gRPC URL points mode uses: the one given, or the REST host on port 6334.
+fn grpc_url(rest: &str, given: Option<&str>) -> String {
+    if let Some(g) = given {
+        return g.to_string();
+    }
+    let Ok(mut url) = url::Url::parse(rest) else { return rest.to_string() };
+    match url.set_port(Some(6334)) {
+        Ok(()) => url.to_string().trim_end_matches('/').to_string(),
+        Err(()) => rest.to_string(),
+    }
+}
+
+async fn probe_grpc(url: String, api_key: Option<String>) -> Result<Probe> {
+    let client = clients::qdrant_grpc(&url, api_key.clone())?;
+    let health = client.health_check().await.map_err(|e| {
+        anyhow!("Qdrant gRPC at {} did not answer a health check: {}", redact_url(&url), scrub(&e.to_string()))
+    })?;
+    Ok(Probe { version: Some(health.version), authenticated: api_key.is_some() })
 }
 
 async fn probe_dir(dir: std::path::PathBuf) -> Result<Probe> {

@@ -102,6 +102,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backup { id, only, mut backends, tuning, json } => {
             crate::secrets::resolve(&mut backends).await?;
+            crate::check::preflight(store.as_ref(), &backends, &only).await?;
             let mut options = tuning.backup_options(&backends, &store.url());
             options.id = id;
             options.progress = !json;
@@ -119,6 +120,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Restore { id, mut backends, restore: args, json } => {
             crate::secrets::resolve(&mut backends).await?;
+            if !args.dry_run {
+                crate::check::preflight(store.as_ref(), &backends, &args.only).await?;
+            }
             let report = restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options()).await?;
             emit(json, &report, || {
                 let verb = if report.dry_run { "would restore" } else { "restored" };

@@ -2,6 +2,8 @@
 //! within its timeouts, with an error naming the host and port, and a non-zero exit.
 
 mod common;
+#[path = "support/qdrant_double.rs"]
+mod qdrant_double;
 
 use common::*;
 use std::process::{Command, Output};
@@ -71,15 +73,30 @@ fn a_silent_bolt_server_fails_the_backup_within_the_timeouts() {
 }
 
 #[test]
-fn a_silent_qdrant_fails_snapshot_and_points_mode_within_the_timeouts() {
+fn a_silent_qdrant_fails_the_backup_within_the_timeouts() {
     let port = silent_server();
     let (_dir, store) = local_store();
     let url = format!("http://127.0.0.1:{port}");
-    for mode in ["snapshot", "points"] {
-        let env = [("QDRANT_URL", url.as_str()), ("QDRANT_GRPC_URL", url.as_str()), ("NGBAK_QDRANT_MODE", mode)];
-        let run = ngbak_timed(&["--store", &store, "backup"], &env);
-        assert_fails_in_time(&format!("qdrant {mode}"), run, port, Duration::from_secs(15));
-    }
+    let run = ngbak_timed(&["--store", &store, "backup"], &[("QDRANT_URL", url.as_str())]);
+    assert_fails_in_time("qdrant", run, port, Duration::from_secs(15));
+}
+
+/// Points mode: REST (the Qdrant double) answers, so the job gets as far as gRPC, which is silent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_qdrant_grpc_fails_a_points_mode_backup_within_the_timeouts() {
+    let double = qdrant_double::QdrantDouble::start(None, "1.15.0").await;
+    double.seed_hybrid("entities", 5, 8);
+    let port = silent_server();
+    let (_dir, store) = local_store();
+    let grpc = format!("http://127.0.0.1:{port}");
+    let rest = double.rest_url.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        let env = [("QDRANT_URL", rest.as_str()), ("QDRANT_GRPC_URL", grpc.as_str()), ("NGBAK_QDRANT_MODE", "points")];
+        ngbak_timed(&["--store", &store, "backup"], &env)
+    })
+    .await
+    .unwrap();
+    assert_fails_in_time("qdrant gRPC", run, port, Duration::from_secs(15));
 }
 
 #[test]
@@ -90,4 +107,28 @@ fn a_silent_s3_endpoint_fails_the_backup_within_the_timeouts() {
     let env = [("AWS_ENDPOINT_URL", endpoint.as_str()), ("NGBAK_MAX_ATTEMPTS", "2")];
     let run = ngbak_timed(&["--store", "s3://stalled-bucket/x", "backup", "--kv-dir", kv.to_str().unwrap()], &env);
     assert_fails_in_time("s3", run, port, Duration::from_secs(20));
+}
+
+/// The preflight: a restore whose second backend does not answer writes nothing into the first.
+#[tokio::test]
+async fn a_restore_with_one_backend_down_writes_nothing_into_the_others() {
+    let (_dir, store) = local_store();
+    let prefix = format!("ngpre_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    seed_redis(&mut con, &prefix).await;
+    let url = redis_url();
+    let backup = ["--store", &store, "backup", "--redis-url", &url, "--redis-pattern", &pattern, "--id", "preflight"];
+    let (out, _) = ngbak_timed(&backup, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    delete_pattern(&mut con, &pattern).await;
+
+    let port = silent_server();
+    let bolt = format!("bolt://127.0.0.1:{port}");
+    let restore = ["--store", &store, "restore", "preflight", "--redis-url", &url, "--redis-pattern", &pattern];
+    let run = ngbak_timed(&restore, &[("NEO4J_URI", bolt.as_str()), ("NEO4J_PASSWORD", "pw")]);
+    let stderr = String::from_utf8_lossy(&run.0.stderr).into_owned();
+    assert_fails_in_time("restore preflight", run, port, Duration::from_secs(10));
+    assert!(stderr.contains("preflight failed"), "{stderr}");
+    assert!(redis_snapshot(&mut con, &pattern).await.is_empty(), "nothing was restored into Redis");
 }
