@@ -14,6 +14,8 @@ use std::time::Duration;
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub net: crate::net::NetArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -76,6 +78,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Connect to every configured backend and the store; report version, TLS, auth (exit 1 if
+    /// any is unreachable).
+    Check {
+        #[command(flatten)]
+        backends: BackendArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a time-limited download URL for a backup's archive.
     Presign {
         id: BackupId,
@@ -87,10 +97,12 @@ pub enum Command {
 
 /// Runs the CLI; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<()> {
+    cli.net.apply()?;
     let store = cli.store.open().await?;
     match cli.command {
         Command::Backup { id, only, mut backends, tuning, json } => {
             crate::secrets::resolve(&mut backends).await?;
+            crate::check::preflight(store.as_ref(), &backends, &only).await?;
             let mut options = tuning.backup_options(&backends, &store.url());
             options.id = id;
             options.progress = !json;
@@ -108,6 +120,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Restore { id, mut backends, restore: args, json } => {
             crate::secrets::resolve(&mut backends).await?;
+            if !args.dry_run {
+                crate::check::preflight(store.as_ref(), &backends, &args.only).await?;
+            }
             let report =
                 restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store)).await?;
             emit(json, &report, || {
@@ -193,6 +208,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 s
             })
+        }
+        Command::Check { mut backends, json } => {
+            crate::secrets::resolve(&mut backends).await?;
+            let report = crate::check::run(store.as_ref(), &backends).await;
+            emit(json, &report, || crate::check::render(&report))?;
+            let failed = report.checks.iter().filter(|c| !c.ok).count();
+            anyhow::ensure!(failed == 0, "{failed} of {} checks failed (see above)", report.checks.len());
+            Ok(())
         }
         Command::Presign { id, expires } => {
             println!("{}", store.presign_get(&id.archive_key(), Duration::from_secs(expires)).await?);

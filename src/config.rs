@@ -38,10 +38,12 @@ impl StoreArgs {
     }
 }
 
-#[derive(Args, Clone, Debug, Default)]
+/// `Debug` prints the redacted settings (see below): these hold passwords and API keys.
+#[derive(Args, Clone, Default)]
 pub struct BackendArgs {
-    /// Redis to back up / restore into, e.g. redis://:password@host:6379/0.
-    #[arg(long, env = "REDIS_URL")]
+    /// Redis to back up / restore into, e.g. redis://:password@host:6379/0 or
+    /// rediss://user:password@host:6380/0 (TLS).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Secrets Manager secret holding the Redis URL (plain, or JSON {"url": …}); read when
     /// --redis-url is unset.
@@ -59,7 +61,7 @@ pub struct BackendArgs {
     #[arg(long, env = "NGBAK_KV_DIR")]
     pub kv_dir: Option<PathBuf>,
     /// Neo4j (or another Bolt graph database), e.g. bolt://graph:7687 or neo4j+s://….
-    #[arg(long, env = "NEO4J_URI")]
+    #[arg(long, env = "NEO4J_URI", hide_env_values = true)]
     pub neo4j_uri: Option<String>,
     #[arg(long, env = "NEO4J_USERNAME", default_value = "neo4j")]
     pub neo4j_user: String,
@@ -82,10 +84,10 @@ pub struct BackendArgs {
     #[arg(long, env = "NGBAK_GRAPH_MERGE_KEY", default_value = "id")]
     pub graph_merge_key: String,
     /// Qdrant REST URL, e.g. http://qdrant:6333.
-    #[arg(long, env = "QDRANT_URL")]
+    #[arg(long, env = "QDRANT_URL", hide_env_values = true)]
     pub qdrant_url: Option<String>,
     /// Qdrant gRPC URL (points mode); default: the REST host on port 6334.
-    #[arg(long, env = "QDRANT_GRPC_URL")]
+    #[arg(long, env = "QDRANT_GRPC_URL", hide_env_values = true)]
     pub qdrant_grpc_url: Option<String>,
     #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<String>,
@@ -99,6 +101,9 @@ pub struct BackendArgs {
     /// snapshot (server snapshots, exact, fastest) or points (portable across versions).
     #[arg(long, env = "NGBAK_QDRANT_MODE", value_enum, default_value_t = CaptureMode::Snapshot)]
     pub qdrant_mode: CaptureMode,
+    /// The settings that were read from Secrets Manager (their flags), to read again on rotation.
+    #[arg(skip)]
+    pub read_from_secrets: Vec<&'static str>,
 }
 
 impl BackendArgs {
@@ -188,6 +193,21 @@ impl BackendArgs {
         out
     }
 
+    /// Registers every secret setting with [`crate::net::scrub`], so that no error or log line
+    /// that quotes one (whichever library wrote it) leaves the process with it.
+    pub fn remember_secrets(&self) {
+        for url in [&self.redis_url, &self.neo4j_uri, &self.qdrant_url, &self.qdrant_grpc_url] {
+            if let Some(u) = set(url) {
+                crate::net::redact::remember_url(u);
+            }
+        }
+        for secret in [&self.neo4j_password, &self.qdrant_api_key] {
+            if let Some(s) = set(secret) {
+                crate::net::redact::remember(s);
+            }
+        }
+    }
+
     /// The settings as recorded in the manifest: no passwords.
     pub fn redacted(&self) -> serde_json::Value {
         serde_json::json!({
@@ -271,5 +291,11 @@ impl RestoreArgs {
             skip_verify_restored: self.no_verify_restored,
             safety_backup: safety.then(|| crate::pipeline::restore::SafetyBackup { store: store.clone() }),
         }
+    }
+}
+
+impl std::fmt::Debug for BackendArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BackendArgs({})", self.redacted())
     }
 }

@@ -5,10 +5,12 @@
 //! `lambda` are thin entry points on top.
 
 pub mod archive;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod id;
 pub mod lambda;
+pub mod net;
 pub mod pipeline;
 pub mod progress;
 pub mod secrets;

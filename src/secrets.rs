@@ -8,11 +8,14 @@ use anyhow::{Context, Result};
 
 /// Fills each unset secret setting whose `*_SECRET_ARN` is given, with the default AWS credentials.
 pub async fn resolve(backends: &mut BackendArgs) -> Result<()> {
+    backends.remember_secrets();
     if !SECRETS.iter().any(|s| s.wanted_arn(backends).is_some()) {
         return Ok(());
     }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    resolve_with(&aws_sdk_secretsmanager::Client::new(&config), backends).await
+    let config = crate::net::aws::loader().load().await;
+    resolve_with(&aws_sdk_secretsmanager::Client::new(&config), backends).await?;
+    backends.remember_secrets();
+    Ok(())
 }
 
 /// As [`resolve`], with a given client (tests point it at an emulator).
@@ -20,9 +23,45 @@ pub async fn resolve_with(client: &aws_sdk_secretsmanager::Client, backends: &mu
     for secret in &SECRETS {
         if let Some(arn) = secret.wanted_arn(backends) {
             *(secret.value)(backends) = Some(fetch(client, &arn, secret).await?);
+            backends.read_from_secrets.push(secret.flag);
         }
     }
     Ok(())
+}
+
+/// Reads again the secrets that came from Secrets Manager; `true` when one of them changed
+/// (rotated since it was read), so that a job refused with the old value is worth repeating.
+pub async fn refresh(backends: &mut BackendArgs) -> Result<bool> {
+    if backends.read_from_secrets.is_empty() {
+        return Ok(false);
+    }
+    let config = crate::net::aws::loader().load().await;
+    refresh_with(&aws_sdk_secretsmanager::Client::new(&config), backends).await
+}
+
+/// As [`refresh`], with a given client.
+pub async fn refresh_with(client: &aws_sdk_secretsmanager::Client, backends: &mut BackendArgs) -> Result<bool> {
+    let mut changed = false;
+    let read = backends.read_from_secrets.clone();
+    for secret in SECRETS.iter().filter(|s| read.contains(&s.flag)) {
+        let Some(arn) = set((secret.arn)(backends)).map(str::to_string) else { continue };
+        let value = fetch(client, &arn, secret).await?;
+        let slot = (secret.value)(backends);
+        if slot.as_deref() != Some(value.as_str()) {
+            *slot = Some(value);
+            changed = true;
+        }
+    }
+    backends.remember_secrets();
+    Ok(changed)
+}
+
+/// Whether an error says a backend refused the credentials (as Redis, Neo4j and Qdrant word it).
+pub fn is_auth_failure(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}").to_ascii_lowercase();
+    ["authentication failed", "authenticationfailed", "wrongpass", "unauthorized", "http 401", "http 403", "security."]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// A setting that may come from Secrets Manager.

@@ -37,11 +37,8 @@ fn json_of(out: &Output) -> Value {
 }
 
 async fn secrets_client() -> aws_sdk_secretsmanager::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(s3_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
+    let shared =
+        ngbak::net::aws::loader().endpoint_url(s3_endpoint()).region(aws_config::Region::new("us-east-1")).load().await;
     aws_sdk_secretsmanager::Client::new(&shared)
 }
 

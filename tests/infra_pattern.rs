@@ -24,11 +24,8 @@ fn template_pattern() -> String {
 }
 
 async fn matches(pattern: &str, event: &Value) -> bool {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(s3_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
+    let shared =
+        ngbak::net::aws::loader().endpoint_url(s3_endpoint()).region(aws_config::Region::new("us-east-1")).load().await;
     let client = aws_sdk_eventbridge::Client::new(&shared);
     client.test_event_pattern().event_pattern(pattern).event(event.to_string()).send().await.unwrap().result()
 }

@@ -157,11 +157,8 @@ async fn two_deliveries_at_once_restore_exactly_once() {
 /// Creates the EventBridge wiring the deployment has: bucket notifications to EventBridge, and
 /// a rule for this bucket's `Object Tags Added` events that delivers to an SQS queue.
 async fn wire_events(bucket: &str) -> (aws_sdk_sqs::Client, String) {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(s3_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
+    let shared =
+        ngbak::net::aws::loader().endpoint_url(s3_endpoint()).region(aws_config::Region::new("us-east-1")).load().await;
     let notification = aws_sdk_s3::types::NotificationConfiguration::builder()
         .event_bridge_configuration(aws_sdk_s3::types::EventBridgeConfiguration::builder().build())
         .build();

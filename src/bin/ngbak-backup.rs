@@ -8,11 +8,18 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    ngbak::net::tls::install_crypto_provider();
     ngbak::telemetry::init_logging(true);
-    let config = Arc::new(ngbak::lambda::FunctionConfig::from_env().await?);
+    let config = Arc::new(tokio::sync::RwLock::new(ngbak::lambda::FunctionConfig::from_env().await?));
     ngbak::lambda::serve(move |event, _ctx| {
         let config = config.clone();
-        async move { ngbak::lambda::backup::handle(&config, event).await }
+        async move {
+            ngbak::lambda::with_rotation(&config, |c| {
+                let event = event.clone();
+                async move { ngbak::lambda::backup::handle(&c, event).await }
+            })
+            .await
+        }
     })
     .await
 }

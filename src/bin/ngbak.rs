@@ -8,12 +8,13 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    ngbak::net::tls::install_crypto_provider();
     ngbak::telemetry::init_logging(false);
     let cli = ngbak::cli::Cli::parse();
     match ngbak::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", ngbak::net::scrub(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

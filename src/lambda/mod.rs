@@ -35,14 +35,44 @@ pub struct FunctionConfig {
     pub prune_after_backup: bool,
     #[command(flatten)]
     pub keep: crate::pipeline::retention::KeepPolicy,
+    #[command(flatten)]
+    pub net: crate::net::NetArgs,
 }
 
 impl FunctionConfig {
     /// Reads the configuration from the environment only, then resolves Secrets Manager ARNs.
     pub async fn from_env() -> anyhow::Result<Self> {
         let mut config = FunctionConfig::try_parse_from(["ngbak-lambda"])?;
+        config.net.apply()?;
         crate::secrets::resolve(&mut config.backends).await?;
         Ok(config)
+    }
+}
+
+/// Runs `job` with the current settings. When a backend refuses the credentials and a secret they
+/// came from has changed since it was read (rotation), the new value is kept and `job` runs once
+/// more: a warm function would otherwise fail until its next cold start.
+pub async fn with_rotation<F, Fut>(
+    config: &tokio::sync::RwLock<FunctionConfig>,
+    job: F,
+) -> anyhow::Result<serde_json::Value>
+where
+    F: Fn(FunctionConfig) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>>,
+{
+    let current = config.read().await.clone();
+    match job(current).await {
+        Err(e) if crate::secrets::is_auth_failure(&e) => {
+            let mut settings = config.write().await;
+            if !crate::secrets::refresh(&mut settings.backends).await? {
+                return Err(e);
+            }
+            tracing::warn!("credentials were refused and a secret has changed since it was read: trying once more");
+            let renewed = settings.clone();
+            drop(settings);
+            job(renewed).await
+        }
+        outcome => outcome,
     }
 }
 
@@ -59,8 +89,9 @@ where
             let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
             let _guard = span.enter();
             handler(event.payload, event.context.clone()).await.map_err(|e| {
-                tracing::error!(error = %format!("{e:#}"), "invocation failed");
-                lambda_runtime::Error::from(format!("{e:#}"))
+                let message = crate::net::scrub(&format!("{e:#}"));
+                tracing::error!(error = %message, "invocation failed");
+                lambda_runtime::Error::from(message)
             })
         }
     }))

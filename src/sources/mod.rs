@@ -126,28 +126,5 @@ pub fn namespace_stat(namespace: &str) -> Option<&'static str> {
     }
 }
 
-/// `scheme://user:password@host` → `scheme://user:***@host`, for logs and manifests.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((auth, host)) => {
-                let user = auth.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_reports() {
-        assert_eq!(redact_url("redis://:s3cret@cache:6379/0"), "redis://:***@cache:6379/0");
-        assert_eq!(redact_url("bolt://neo4j:pw@db:7687"), "bolt://neo4j:***@db:7687");
-        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
-    }
-}
+/// Credentials hidden, for logs, reports and manifests (see [`crate::net::redact`]).
+pub use crate::net::redact_url;

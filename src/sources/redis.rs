@@ -74,13 +74,7 @@ pub enum KeyValue {
 }
 
 pub async fn connect(url: &str) -> Result<MultiplexedConnection> {
-    let client = redis::Client::open(url).with_context(|| format!("invalid Redis URL {}", redact_url(url)))?;
-    client.get_multiplexed_async_connection().await.with_context(|| {
-        format!(
-            "cannot connect to Redis at {}: is it running and reachable, and is the password right?",
-            redact_url(url)
-        )
-    })
+    crate::net::clients::redis(url).await
 }
 
 /// Walks every key matching a list of patterns, one SCAN batch at a time, so memory holds one

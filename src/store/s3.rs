@@ -31,6 +31,14 @@ pub fn part_size(number: u32) -> u64 {
     (BASE_PART_SIZE << doublings).min(MAX_PART_SIZE)
 }
 
+/// The S3-compatible endpoint in use, for errors that cannot say where they failed otherwise.
+static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The S3-compatible endpoint in use (redacted), when one is set.
+pub fn endpoint() -> Option<&'static str> {
+    ENDPOINT.get().map(String::as_str)
+}
+
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -40,7 +48,7 @@ pub struct S3Store {
 
 impl S3Store {
     pub async fn connect(bucket: &str, prefix: &str, options: &S3Options) -> Result<Self> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = crate::net::aws::loader();
         let endpoint = options
             .endpoint
             .clone()
@@ -49,6 +57,7 @@ impl S3Store {
             .filter(|e| !e.is_empty());
         if let Some(e) = &endpoint {
             loader = loader.endpoint_url(e);
+            let _ = ENDPOINT.set(crate::net::redact_url(e));
         }
         let shared = loader.load().await;
         let mut config = aws_sdk_s3::config::Builder::from(&shared);
@@ -100,7 +109,13 @@ where
         }
         "BadDigest" | "InvalidDigest" => " — the bytes were damaged in transit; run the job again",
         _ if matches!(err, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
-            " — the S3 endpoint could not be reached: check the network, AWS_ENDPOINT_URL and the region"
+            let endpoint = ENDPOINT.get().map(String::as_str).unwrap_or("AWS S3");
+            return anyhow!(
+                "S3 {op} s3://{bucket}/{key} failed: {} — the S3 endpoint {endpoint} could not be reached or did \
+                 not answer: check the network, AWS_ENDPOINT_URL, the region, and for HTTPS the CA (--ca-file); \
+                 timeouts: NGBAK_CONNECT_TIMEOUT, NGBAK_REQUEST_TIMEOUT",
+                DisplayErrorContext(&err)
+            );
         }
         _ => "",
     };

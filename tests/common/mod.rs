@@ -27,11 +27,8 @@ pub fn unique() -> String {
 }
 
 pub async fn s3_client() -> aws_sdk_s3::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(s3_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
+    let shared =
+        ngbak::net::aws::loader().endpoint_url(s3_endpoint()).region(aws_config::Region::new("us-east-1")).load().await;
     aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).force_path_style(true).build())
 }
 

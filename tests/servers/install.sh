@@ -22,6 +22,9 @@ if ! command -v redis-server >/dev/null; then
   (systemctl disable --now redis-server || service redis-server stop) >/dev/null 2>&1 || true
 fi
 
+# socat: the TLS-terminating proxies of start-tls.sh.
+command -v socat >/dev/null || { step "socat (apt)"; apt_install socat; }
+
 if [ ! -x "$TOOLS/uv/bin/uv" ]; then
   step "uv (pip)"
   python3 -m venv "$TOOLS/uv"

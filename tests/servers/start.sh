@@ -94,4 +94,6 @@ done
 fail=0
 for job in $(jobs -p); do wait "$job" || fail=1; done
 [ $fail = 0 ] || { "$(dirname "$0")/stop.sh"; exit 1; }
+# shellcheck disable=SC2086
+"$(dirname "$0")/start-tls.sh" $WANT || { "$(dirname "$0")/stop.sh"; exit 1; }
 echo "start: addresses in $ENV_FILE"

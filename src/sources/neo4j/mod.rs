@@ -19,7 +19,7 @@ pub use restore::Neo4jRestorer;
 
 use crate::archive::BackendManifest;
 use crate::sources::{redact_url, RestoreMode};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use neo4rs::{query, Graph};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -51,23 +51,11 @@ pub struct Neo4jSettings {
 
 impl Neo4jSettings {
     async fn connect(&self) -> Result<Graph> {
-        let config = neo4rs::ConfigBuilder::default()
-            .uri(&self.uri)
-            .user(&self.user)
-            .password(&self.password)
-            .db(self.database.as_str())
+        let config = crate::net::clients::neo4j(&self.uri, &self.user, &self.password, &self.database)
             .fetch_size(2000)
             .max_connections(4)
             .build()?;
-        let graph = Graph::connect(config).with_context(|| format!("invalid Neo4j settings for {}", self.uri))?;
-        graph.run(query("RETURN 1")).await.with_context(|| {
-            format!(
-                "cannot reach Neo4j at {} (database {}): is it running, and are NEO4J_USERNAME/NEO4J_PASSWORD right?",
-                redact_url(&self.uri),
-                self.database
-            )
-        })?;
-        Ok(graph)
+        crate::net::clients::neo4j_connect(config, &self.uri, &self.database).await
     }
 
     fn describe(&self) -> String {

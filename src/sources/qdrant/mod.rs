@@ -76,18 +76,14 @@ impl QdrantSettings {
         if let Some(u) = &self.grpc_url {
             return Ok(u.clone());
         }
-        let mut url = reqwest::Url::parse(&self.url).with_context(|| format!("invalid QDRANT_URL {}", self.url))?;
-        url.set_port(Some(6334)).map_err(|_| anyhow!("cannot derive the gRPC URL from {}", self.url))?;
+        let mut url =
+            reqwest::Url::parse(&self.url).with_context(|| format!("invalid QDRANT_URL {}", redact_url(&self.url)))?;
+        url.set_port(Some(6334)).map_err(|_| anyhow!("cannot derive the gRPC URL from {}", redact_url(&self.url)))?;
         Ok(url.to_string().trim_end_matches('/').to_string())
     }
 
     fn grpc(&self) -> Result<Qdrant> {
-        let url = self.grpc_url()?;
-        Qdrant::from_url(&url)
-            .api_key(self.api_key.clone())
-            .skip_compatibility_check()
-            .build()
-            .with_context(|| format!("cannot set up the Qdrant gRPC client for {url}"))
+        crate::net::clients::qdrant_grpc(&self.grpc_url()?, self.api_key.clone())
     }
 }
 

@@ -14,7 +14,7 @@ pub struct Rest {
 
 impl Rest {
     pub fn new(base: &str, api_key: Option<&str>) -> Result<Self> {
-        let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10)).build()?;
+        let http = crate::net::clients::qdrant_http()?;
         Ok(Rest { http, base: base.trim_end_matches('/').to_string(), api_key: api_key.map(str::to_string) })
     }
 
