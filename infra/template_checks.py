@@ -216,6 +216,47 @@ def _():
     raise AssertionError(f"no statement grants {sorted(needed)} on the whole prefix")
 
 
+@check("runner: NGBAK_RUNNER is a parameter (default auto), and fargate without the task is refused")
+def _():
+    assert PARAMS["Runner"]["Default"] == "auto" and set(PARAMS["Runner"]["AllowedValues"]) == {"auto", "lambda", "fargate"}
+    env = SOURCE["Globals"]["Function"]["Environment"]["Variables"]
+    for var in ("NGBAK_RUNNER", "NGBAK_ECS_CLUSTER", "NGBAK_ECS_TASK_DEFINITION", "NGBAK_ECS_SUBNETS", "NGBAK_ECS_SECURITY_GROUPS"):
+        assert var in env, f"the functions lack {var}"
+    assert not rules_accept({"Runner": "fargate", "EnableContainerTask": "false"})
+    assert rules_accept({"Runner": "fargate", "EnableContainerTask": "true"})
+    assert rules_accept({"Runner": "auto", "EnableContainerTask": "false"})
+
+
+@check("runner: both functions may RunTask only our task definition on our cluster, and pass only its roles")
+def _():
+    for role in ("BackupFunctionRole", "RestoreFunctionRole"):
+        sts = statements(role)
+        run = [s for s in sts if "ecs:RunTask" in actions(s)]
+        assert len(run) == 1, f"{role}: {len(run)} RunTask statements"
+        assert "task-definition/${AWS::StackName}-task:" in json.dumps(run[0]["Resource"]), run[0]["Resource"]
+        assert run[0]["Condition"]["ArnEquals"]["ecs:cluster"] == getatt("TaskCluster"), run[0]
+        passes = [s for s in sts if "iam:PassRole" in actions(s)]
+        assert len(passes) == 1 and passes[0]["Resource"] == [getatt("TaskRole"), getatt("TaskExecutionRole")], passes
+        assert passes[0]["Condition"]["StringEquals"]["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
+
+
+@check("task: cluster, log group with metric filters, architecture parameter, the functions' environment")
+def _():
+    assert of_type("AWS::ECS::Cluster"), "no ECS cluster"
+    task = props("BackupTaskDefinition")
+    assert task["RuntimePlatform"]["CpuArchitecture"] == {"Ref": "TaskArchitecture"}
+    container = task["ContainerDefinitions"][0]
+    assert container["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "TaskLogGroup"}
+    filtered = {f["Properties"]["MetricTransformations"][0]["MetricName"] for f in of_type("AWS::Logs::MetricFilter").values()
+                if f["Properties"]["LogGroupName"] == {"Ref": "TaskLogGroup"}}
+    assert {"BackupSuccess", "RestoreSuccess", "Failures"} <= filtered, f"task metrics: {filtered}"
+    task_env = {e["Name"] for e in container["Environment"]}
+    function_env = set(SOURCE["Globals"]["Function"]["Environment"]["Variables"])
+    function_env |= set(SOURCE["Resources"]["BackupFunction"]["Properties"]["Environment"]["Variables"])
+    missing = {v for v in function_env - task_env if not v.startswith("NGBAK_ECS_") and v != "RUST_LOG"}
+    assert not missing, f"the task lacks the functions' settings {sorted(missing)}"
+
+
 if FAILURES:
     sys.exit(f"template_checks: {len(FAILURES)} check(s) failed: {', '.join(FAILURES)}")
 print("template_checks: all checks pass")
