@@ -11,6 +11,7 @@ pub mod id;
 pub mod lambda;
 pub mod pipeline;
 pub mod progress;
+pub mod runner;
 pub mod secrets;
 pub mod sources;
 pub mod store;

@@ -5,14 +5,16 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     ngbak::telemetry::init_logging(true);
     let config = Arc::new(ngbak::lambda::FunctionConfig::from_env().await?);
-    ngbak::lambda::serve(move |event, _ctx| {
+    ngbak::lambda::serve(move |event, ctx| {
         let config = config.clone();
-        async move { ngbak::lambda::backup::handle(&config, event).await }
+        let time_left = ctx.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::from_secs(900));
+        async move { ngbak::lambda::backup::handle_within(&config, event, time_left).await }
     })
     .await
 }
