@@ -47,11 +47,13 @@ LAMBDA_FAST := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=0
 
 lambda-build: ## build both functions for Lambda (arm64, provided.al2023) into target/lambda/*/bootstrap.zip
 	tests/servers/install.sh --with-deploy-tools
+	rustup target add aarch64-unknown-linux-gnu
 	$(LAMBDA_PATH) cargo lambda build --release --arm64 --output-format zip $(LAMBDA_BINS)
 	infra/check_package.sh target/lambda
 
 lambda-package: ## CI: the arm64 packages with a fast profile, then `sam build`, each checked (aarch64 bootstrap, size limits)
 	tests/servers/install.sh --with-deploy-tools
+	rustup target add aarch64-unknown-linux-gnu
 	$(LAMBDA_PATH) $(LAMBDA_FAST) cargo lambda build --release --arm64 --output-format zip $(LAMBDA_BINS)
 	infra/check_package.sh target/lambda
 	cd infra && $(LAMBDA_PATH) $(LAMBDA_FAST) SAM_CLI_TELEMETRY=0 sam build --beta-features --build-dir ../.aws-sam/build

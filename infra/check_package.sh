@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks what would be deployed: each function's package holds a `bootstrap` built for aarch64
-# (the template's arm64 / provided.al2023) and fits Lambda's size limits (zip for direct upload
+# (the template's arm64 / provided.al2023, glibc 2.34 at most) and fits Lambda's size limits (zip for direct upload
 # 50 MiB, unzipped 250 MiB). Usage: check_package.sh DIR
 #   DIR = target/lambda (make lambda-build: <bin>/bootstrap.zip) or .aws-sam/build (sam build:
 #   <Function>/bootstrap).
@@ -17,9 +17,13 @@ check_bootstrap() { # FILE LABEL
   machine=$(readelf -h "$file" | sed -n 's/^ *Machine: *//p')
   [[ "$kind" == ELF\ 64-bit* && "$machine" == AArch64 ]] ||
     fail "$label: bootstrap is not an aarch64 ELF ($kind; machine $machine): build with --arm64"
+  # provided.al2023 ships glibc 2.34: a binary needing newer symbols fails at start-up there.
+  glibc=$(readelf -V "$file" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1)
+  [ -z "$glibc" ] || [ "$(printf '%s\n' "$glibc" 2.34 | sort -V | tail -n 1)" = 2.34 ] ||
+    fail "$label: bootstrap needs glibc $glibc, newer than provided.al2023's 2.34"
   size=$(stat -c %s "$file")
   [ "$size" -le $UNZIPPED_LIMIT ] || fail "$label: bootstrap is $size bytes, over Lambda's 250 MiB unzipped limit"
-  echo "check_package: $label: aarch64 bootstrap, $((size / 1024 / 1024)) MiB unzipped"
+  echo "check_package: $label: aarch64 bootstrap, $((size / 1024 / 1024)) MiB unzipped, glibc ${glibc:-none} needed"
 }
 
 tmp=$(mktemp -d)

@@ -147,6 +147,51 @@ async fn a_restore_too_big_for_lambda_is_handed_to_the_task_which_completes_it()
     assert!(fits(Duration::from_secs(60)).await.is_none(), "at the measured rate the archive fits in 60 s");
 }
 
+/// The task's environment: AWS access to the test S3 server, plus the given settings.
+fn task(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ngbak"));
+    cmd.env_clear().args(args);
+    for var in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        cmd.env(var, std::env::var(var).unwrap());
+    }
+    cmd.envs(env.iter().copied()).output().unwrap()
+}
+
+#[tokio::test]
+async fn a_failing_task_exits_non_zero_after_writing_the_report_and_the_failed_tag() {
+    let bucket = new_bucket().await;
+    let store_url = format!("s3://{bucket}/{PREFIX}");
+    let prefix = format!("ngf_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    seed_redis(&mut con, &prefix).await;
+    let settings = [("NGBAK_STORE", store_url.as_str()), ("NGBAK_REDIS_PATTERNS", pattern.as_str())];
+    let url = redis_url();
+    let backed_up = task(&["job", "backup", "--id", "handoff_fails"], &[settings[0], settings[1], ("REDIS_URL", &url)]);
+    assert!(backed_up.status.success(), "{}", String::from_utf8_lossy(&backed_up.stderr));
+    assert!(String::from_utf8_lossy(&backed_up.stdout).contains("\"BackupSuccess\":1.0"));
+    let key = format!("{PREFIX}/handoff_fails.ngbak");
+    request_restore(&bucket, &key).await;
+
+    // Nothing listens on port 1: the restore fails after verification.
+    let failed =
+        task(&["job", "restore", "handoff_fails"], &[settings[0], settings[1], ("REDIS_URL", "redis://127.0.0.1:1")]);
+    assert!(!failed.status.success(), "a failed job must exit non-zero");
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("handoff_fails"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("\"Failures\":1.0"), "the failure metric line");
+    let store = s3_store(&bucket, PREFIX).await;
+    let id: BackupId = "handoff_fails".parse().unwrap();
+    let report: Value =
+        serde_json::from_slice(&ngbak::store::get_bytes(store.as_ref(), &id.report_key()).await.unwrap()).unwrap();
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(tag(&bucket, &key).await.as_deref(), Some("failed"));
+    delete_pattern(&mut con, &pattern).await;
+}
+
 async fn history_decision(
     runner: &RunnerConfig,
     store: &std::sync::Arc<dyn ngbak::store::ObjectStore>,
