@@ -20,6 +20,7 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 
 test: ## the whole test suite against real Redis, LocalStack and ArcadeDB (installed and started here)
 	tests/servers/with-servers.sh $(CARGO) test --locked
+	tests/servers/stop.sh --check
 
 lint: ## formatting, clippy (warnings as errors), the SAM template, shell scripts
 	$(CARGO) fmt --check

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops every server start.sh started; never fails, and leaves none running.
+# Stops every server start.sh started, and leaves none running; never fails, except with --check
+# when a process under .run/ survives.
 # A pid file may name a wrapper rather than the server: ArcadeDB's pid file holds the subshell of
 # `cd … && setsid nohup java … &`, and java, under setsid, leads its own session, so signalling
 # the recorded pid (or its group) alone left java running. So the whole process tree of each
@@ -64,5 +65,16 @@ left=($(orphans))
 if [ ${#left[@]} -gt 0 ]; then
   echo "stop: ending ${#left[@]} leftover process(es) under $RUN: ${left[*]}" >&2
   end "${left[@]}"
+fi
+# --check (make test): fail when anything survived all that.
+if [ "${1:-}" = --check ]; then
+  # shellcheck disable=SC2207
+  left=($(orphans))
+  if [ ${#left[@]} -gt 0 ]; then
+    echo "stop: FAILED: processes still running under $RUN:" >&2
+    ps -o pid,cmd -p "$(IFS=,; echo "${left[*]}")" >&2 || true
+    exit 1
+  fi
+  echo "stop: no test server left running"
 fi
 exit 0
