@@ -119,16 +119,16 @@ async fn a_restore_too_big_for_lambda_is_handed_to_the_task_which_completes_it()
 
     // The task: the same binary, with the task definition's environment (the functions' settings)
     // plus the overrides RunTask carried, and nothing else.
-    let mut task = std::process::Command::new(env!("CARGO_BIN_EXE_ngbak"));
-    task.env_clear().args(container["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()));
-    for var in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
-        task.env(var, std::env::var(var).unwrap());
-    }
-    task.env("NGBAK_STORE", &store_url).env("REDIS_URL", redis_url()).env("NGBAK_REDIS_PATTERNS", &pattern);
-    for kv in container["environment"].as_array().unwrap() {
-        task.env(kv["name"].as_str().unwrap(), kv["value"].as_str().unwrap());
-    }
-    let done = task.output().unwrap();
+    let args: Vec<&str> = container["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let overrides: Vec<(&str, &str)> = container["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv["name"].as_str().unwrap(), kv["value"].as_str().unwrap()))
+        .collect();
+    let url = redis_url();
+    let definition = [("NGBAK_STORE", store_url.as_str()), ("REDIS_URL", &url), ("NGBAK_REDIS_PATTERNS", &pattern)];
+    let done = task(&args, &[&definition[..], &overrides[..]].concat());
     let stdout = String::from_utf8_lossy(&done.stdout);
     assert!(done.status.success(), "task failed: {}\n{stdout}", String::from_utf8_lossy(&done.stderr));
 
@@ -145,6 +145,23 @@ async fn a_restore_too_big_for_lambda_is_handed_to_the_task_which_completes_it()
     let rate = history::measured_restore_rate(store.as_ref()).await.unwrap().expect("a measured rate");
     assert!(rate > 1000.0, "measured {rate} B/s");
     assert!(fits(Duration::from_secs(60)).await.is_none(), "at the measured rate the archive fits in 60 s");
+
+    // A backup too long for the time left (the last one's duration, x 1.5, + 30 s > 20 s) is handed
+    // off too, and the task makes it.
+    let answer = backup::handle_within(&config, json!({ "backup_id": "handoff_backup" }), Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "handed_off", "{answer}");
+    let calls = ecs.run_task_calls();
+    assert_eq!(calls.len(), 2);
+    let command = &calls[1]["overrides"]["containerOverrides"][0]["command"];
+    assert_eq!(command, &json!(["job", "backup", "--id", "handoff_backup"]));
+    let args: Vec<&str> = command.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let done = task(&args, &definition);
+    assert!(done.status.success(), "backup task failed: {}", String::from_utf8_lossy(&done.stderr));
+    let backed_up =
+        ngbak::pipeline::catalog::inspect(store.as_ref(), &"handoff_backup".parse().unwrap()).await.unwrap();
+    assert_eq!(backed_up.manifest.backends["redis"].stats["keys"], 13);
 }
 
 /// The task's environment: AWS access to the test S3 server, plus the given settings.
