@@ -57,7 +57,7 @@ lambda-package: ## CI: the arm64 packages with a fast profile, then `sam build`,
 	rustup target add aarch64-unknown-linux-gnu
 	$(LAMBDA_PATH) $(LAMBDA_FAST) cargo lambda build --release --arm64 --output-format zip $(LAMBDA_BINS)
 	infra/check_package.sh target/lambda
-	cd infra && $(LAMBDA_PATH) $(LAMBDA_FAST) SAM_CLI_TELEMETRY=0 sam build --beta-features --build-dir ../.aws-sam/build
+	cd infra && $(LAMBDA_PATH) $(LAMBDA_FAST) SAM_CLI_TELEMETRY=0 sam build --build-dir ../.aws-sam/build
 	infra/check_package.sh .aws-sam/build
 
 lambda-watch: ## serve both functions locally on 127.0.0.1:9000 (set NGBAK_STORE, REDIS_URL … first)

@@ -93,6 +93,8 @@ def evaluate(node, values):
             return evaluate(arg[0], values) == evaluate(arg[1], values)
         if fn == "Fn::Contains":
             return evaluate(arg[1], values) in [evaluate(a, values) for a in arg[0]]
+        if fn == "Fn::EachMemberEquals":  # a CommaDelimitedList, given as "a,b"
+            return all(m == evaluate(arg[1], values) for m in evaluate(arg[0], values).split(","))
         raise AssertionError(f"unsupported intrinsic {fn} in Rules")
     return str(node) if not isinstance(node, list) else node
 
@@ -223,8 +225,19 @@ def _():
     for var in ("NGBAK_RUNNER", "NGBAK_ECS_CLUSTER", "NGBAK_ECS_TASK_DEFINITION", "NGBAK_ECS_SUBNETS", "NGBAK_ECS_SECURITY_GROUPS"):
         assert var in env, f"the functions lack {var}"
     assert not rules_accept({"Runner": "fargate", "EnableContainerTask": "false"})
-    assert rules_accept({"Runner": "fargate", "EnableContainerTask": "true"})
+    task = {"EnableContainerTask": "true", "ContainerImage": "ngbak:1", "SubnetIds": "subnet-1"}
+    assert rules_accept({"Runner": "fargate", **task})
     assert rules_accept({"Runner": "auto", "EnableContainerTask": "false"})
+
+
+@check("task: enabling it without an image or without subnets is refused")
+def _():
+    on = {"EnableContainerTask": "true", "ContainerImage": "123.dkr.ecr.us-east-1.amazonaws.com/ngbak:1"}
+    assert rules_accept({**on, "SubnetIds": "subnet-1"})
+    assert rules_accept({**on, "TaskSubnetIds": "subnet-1,subnet-2"})
+    assert not rules_accept({**on, "ContainerImage": "", "SubnetIds": "subnet-1"}), "no image accepted"
+    assert not rules_accept(on), "no subnets accepted"
+    assert rules_accept({"EnableContainerTask": "false"})
 
 
 @check("runner: both functions may RunTask only our task definition on our cluster, and pass only its roles")
