@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEMO := .run/demo
 SAMPLE := tests/fixtures/nano-graphrag-workdir
 
-.PHONY: help demo test lint bench build release servers-up servers-down lambda-build lambda-watch lambda-invoke-backup lambda-invoke-restore lambda-loop
+.PHONY: help demo test lint bench build release servers-up servers-down lambda-build lambda-package lambda-watch lambda-invoke-backup lambda-invoke-restore lambda-loop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -28,6 +28,7 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 
 test: ## the whole test suite against real Redis, LocalStack and ArcadeDB (installed and started here)
 	tests/servers/with-servers.sh $(CARGO) test --locked
+	tests/servers/stop.sh --check
 
 lint: ## formatting, clippy (warnings as errors), the SAM template, shell scripts
 	$(CARGO) fmt --check
@@ -47,9 +48,25 @@ bench: ## throughput, peak RSS and the gzip -1 baseline at two data sizes, throu
 LAMBDA_PATH := PATH=$(CURDIR)/.tools/pytools/bin:$$PATH
 EVENT ?= events/object-tags-added.json
 
+LAMBDA_BINS := --bin ngbak-backup --bin ngbak-restore
+# CI's packaging profile: the release profile without LTO and at opt-level 0, so the arm64 cross
+# build of the AWS SDK fits in CI's time; what it proves (target, layout, sizes) does not depend
+# on optimisation. Deployments use `make lambda-build` (the full release profile).
+LAMBDA_FAST := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+
 lambda-build: ## build both functions for Lambda (arm64, provided.al2023) into target/lambda/*/bootstrap.zip
 	tests/servers/install.sh --with-deploy-tools
-	$(LAMBDA_PATH) cargo lambda build --release --arm64 --output-format zip
+	rustup target add aarch64-unknown-linux-gnu
+	$(LAMBDA_PATH) cargo lambda build --release --arm64 --output-format zip $(LAMBDA_BINS)
+	infra/check_package.sh target/lambda
+
+lambda-package: ## CI: the arm64 packages with a fast profile, then `sam build`, each checked (aarch64 bootstrap, size limits)
+	tests/servers/install.sh --with-deploy-tools
+	rustup target add aarch64-unknown-linux-gnu
+	$(LAMBDA_PATH) $(LAMBDA_FAST) cargo lambda build --release --arm64 --output-format zip $(LAMBDA_BINS)
+	infra/check_package.sh target/lambda
+	cd infra && $(LAMBDA_PATH) $(LAMBDA_FAST) SAM_CLI_TELEMETRY=0 sam build --build-dir ../.aws-sam/build
+	infra/check_package.sh .aws-sam/build
 
 lambda-watch: ## serve both functions locally on 127.0.0.1:9000 (set NGBAK_STORE, REDIS_URL … first)
 	tests/servers/install.sh --with-deploy-tools

@@ -86,6 +86,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a job a Lambda function handed off, as that function would (the Fargate task's command).
+    #[command(subcommand, hide = true)]
+    Job(crate::runner::job::Job),
     /// Print a time-limited download URL for a backup's archive.
     Presign {
         id: BackupId,
@@ -217,6 +220,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             anyhow::ensure!(failed == 0, "{failed} of {} checks failed (see above)", report.checks.len());
             Ok(())
         }
+        Command::Job(job) => crate::runner::job::run(job).await,
         Command::Presign { id, expires } => {
             println!("{}", store.presign_get(&id.archive_key(), Duration::from_secs(expires)).await?);
             Ok(())

@@ -13,6 +13,7 @@ pub mod lambda;
 pub mod net;
 pub mod pipeline;
 pub mod progress;
+pub mod runner;
 pub mod secrets;
 pub mod sources;
 pub mod store;

@@ -5,18 +5,20 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     ngbak::net::tls::install_crypto_provider();
     ngbak::telemetry::init_logging(true);
     let config = Arc::new(tokio::sync::RwLock::new(ngbak::lambda::FunctionConfig::from_env().await?));
-    ngbak::lambda::serve(move |event, _ctx| {
+    ngbak::lambda::serve(move |event, ctx| {
         let config = config.clone();
+        let time_left = ctx.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::from_secs(900));
         async move {
             ngbak::lambda::with_rotation(&config, |c| {
                 let event = event.clone();
-                async move { ngbak::lambda::backup::handle(&c, event).await }
+                async move { ngbak::lambda::backup::handle_within(&c, event, time_left).await }
             })
             .await
         }

@@ -11,8 +11,19 @@ use serde_json::{json, Value};
 /// Handles one event. A second delivery of the same scheduled event finds its backup (the id
 /// comes from the schedule time) and is acknowledged as a duplicate instead of failing.
 pub async fn handle(config: &FunctionConfig, event: Value) -> Result<Value> {
+    handle_within(config, event, std::time::Duration::from_secs(900)).await
+}
+
+/// As `handle`, with the invocation's time left: a backup that would not finish in it is handed
+/// to a Fargate task (`crate::runner`).
+pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std::time::Duration) -> Result<Value> {
     let request = parse_backup_event(&event)?;
     let store = config.store.open().await?;
+    let handoff =
+        crate::runner::handoff::backup(store.as_ref(), request.backup_id.as_ref(), &request.backends, time_left);
+    if let Some(answer) = handoff.await? {
+        return Ok(answer);
+    }
     let mut options = config.tuning.backup_options(&config.backends, &store.url());
     options.id = request.backup_id.clone();
     let exporters = config.backends.exporters(&request.backends)?;

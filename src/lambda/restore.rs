@@ -47,7 +47,7 @@ pub async fn handle(config: &FunctionConfig, event: Value, time_left: Duration) 
         Ok(lock) => lock,
         Err(held) => return Ok(ignored(Some(&id), &format!("a restore of {id} is already running ({})", held.holder))),
     };
-    let outcome = restore_locked(config, store.clone(), &id, from_tag).await;
+    let outcome = restore_locked(config, store.clone(), &id, from_tag, time_left).await;
     lock.release().await.ok();
     outcome
 }
@@ -68,6 +68,7 @@ async fn restore_locked(
     store: Arc<dyn ObjectStore>,
     id: &BackupId,
     from_tag: bool,
+    time_left: Duration,
 ) -> Result<Value> {
     let tag_key = &config.restore_tag_key;
     // Tags are written back whole, so a set that could not be read is never written: that
@@ -103,7 +104,12 @@ async fn restore_locked(
     }
     let started_at = Utc::now();
     let restorers = config.backends.restorers(&config.restore);
-    let result = run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await;
+    // Too big for the time left: a Fargate task restores (and reports, and tags) instead.
+    let result = match crate::runner::handoff::restore(store.as_ref(), id, time_left).await {
+        Ok(Some(handed_off)) => return Ok(handed_off),
+        Ok(None) => run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await,
+        Err(e) => Err(e),
+    };
     let (status, body) = match &result {
         Ok(report) => (COMPLETED, json!({ "status": COMPLETED, "report": report })),
         Err(e) => (FAILED, json!({ "status": FAILED, "error": format!("{e:#}") })),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need, into the project's .tools/ (idempotent; a no-op when
-# everything is there): Debian's redis-server, LocalStack (S3, EventBridge, SQS) in host mode,
-# and ArcadeDB (a Bolt graph database) from PyPI. `--with-deploy-tools` adds cfn-lint, the SAM
+# everything is there): Debian's redis-server (and python3-venv, curl), LocalStack (S3, EventBridge,
+# SQS, Secrets Manager) in host mode, and ArcadeDB (a Bolt graph database) from PyPI. `--with-deploy-tools` adds cfn-lint, the SAM
 # CLI and cargo-lambda for the infra checks; `--with-bench` the neo4j driver for `make bench`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +14,10 @@ apt_install() {
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get install -y -qq "$@" >/dev/null 2>&1 || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq "$@" >/dev/null; }
 }
+
+# python3-venv (Debian splits ensurepip out of python3) and curl (start.sh polls with it).
+python3 -c 'import ensurepip' 2>/dev/null || { step "python3-venv (apt)"; apt_install python3-venv; }
+command -v curl >/dev/null || { step "curl (apt)"; apt_install curl; }
 
 if ! command -v redis-server >/dev/null; then
   step "redis-server (apt)"
@@ -32,16 +36,29 @@ if [ ! -x "$TOOLS/uv/bin/uv" ]; then
 fi
 UV="$TOOLS/uv/bin/uv"
 
-PY313="$(pyenv root 2>/dev/null)/versions/3.13.0/bin/python"
-if [ ! -f "$TOOLS/localstack/.ready" ] && [ ! -f "$TOOLS/moto/.ready" ]; then
-  if [ -x "$PY313" ]; then
-    step "LocalStack 2026.3.0 (Python 3.13 venv)"
+# LocalStack 2026.3 needs Python 3.13: pyenv's, one on the PATH, or one uv downloads (that needs
+# github.com, which machines limited to the package registries do not reach).
+find_py313() {
+  local p
+  for p in "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python "$(command -v python3.13)"; do
+    if [ -x "$p" ] && "$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then
+      echo "$p"; return 0
+    fi
+  done
+  "$UV" python find 3.13 2>/dev/null && return 0
+  timeout 120 "$UV" python install 3.13 >/dev/null 2>&1 && "$UV" python find 3.13 2>/dev/null
+}
+
+if [ ! -f "$TOOLS/localstack/.ready" ]; then
+  if PY313=$(find_py313); then
+    step "LocalStack 2026.3.0 (Python 3.13 venv: $PY313)"
     "$UV" venv -q -p "$PY313" "$TOOLS/localstack"
     VIRTUAL_ENV="$TOOLS/localstack" "$UV" pip install -q --exclude-newer 2026-03-24 \
       'localstack-core[base-runtime]==2026.3.0' moto-ext jsonpath-ng crontab
     touch "$TOOLS/localstack/.ready"
-  else
-    step "Python 3.13 missing: falling back to moto 5.2.5's server (weaker checks, see README)"
+  elif [ ! -f "$TOOLS/moto/.ready" ]; then
+    step "WARNING: no Python 3.13 (pyenv, PATH or uv): LocalStack cannot be installed;" \
+      "falling back to moto 5.2.5's server (weaker checks, see README)"
     "$UV" venv -q "$TOOLS/moto"
     VIRTUAL_ENV="$TOOLS/moto" "$UV" pip install -q 'moto[s3,events,sqs,secretsmanager,server]==5.2.5' flask flask-cors
     touch "$TOOLS/moto/.ready"
