@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use ngbak::archive::compress::Codec;
 use ngbak::id::BackupId;
 use ngbak::pipeline::backup::{run_backup, BackupOptions, BackupSummary};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
@@ -13,7 +14,7 @@ use redis::aio::MultiplexedConnection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-async fn round_trip(store: Arc<dyn ObjectStore>) {
+async fn round_trip(store: Arc<dyn ObjectStore>, codec: Codec) {
     let prefix = format!("ngt_{}", unique());
     let pattern = format!("{prefix}:*");
     let mut con = redis().await;
@@ -21,8 +22,12 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
     let before = redis_snapshot(&mut con, &pattern).await;
     assert_eq!(before.len(), 13);
 
-    let options =
-        BackupOptions { id: Some(BackupId::for_time(chrono::Utc::now())), part_bytes: 200, ..Default::default() };
+    let options = BackupOptions {
+        id: Some(BackupId::for_time(chrono::Utc::now())),
+        part_bytes: 200,
+        compression: compression(codec),
+        ..Default::default()
+    };
     let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
     let summary = run_backup(store.clone(), vec![Box::new(exporter)], options).await.unwrap();
     let stats = &summary.backends["redis"].stats;
@@ -48,14 +53,18 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
 #[tokio::test]
 async fn redis_round_trip_through_s3_keeps_every_type_ttl_and_byte() {
     let bucket = new_bucket().await;
-    round_trip(s3_store(&bucket, "backups").await).await;
+    for codec in CODECS {
+        round_trip(s3_store(&bucket, &format!("backups-{codec:?}")).await, codec).await;
+    }
     assert!(pending_uploads(&bucket).await.is_empty());
 }
 
 #[tokio::test]
 async fn redis_round_trip_through_a_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    round_trip(local_store(dir.path())).await;
+    for codec in CODECS {
+        let dir = tempfile::tempdir().unwrap();
+        round_trip(local_store(dir.path()), codec).await;
+    }
 }
 
 /// Keys of every type under a fresh prefix, as they were when they were backed up.
