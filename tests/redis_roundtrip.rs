@@ -138,3 +138,52 @@ async fn dry_run_verifies_and_writes_nothing() {
     assert!(report.backends["redis"].restored.is_empty());
     assert!(redis_snapshot(&mut con, &pattern).await.is_empty(), "a dry run wrote to Redis");
 }
+
+/// A Redis entry is applied only after the reader has moved past it (so after its size and
+/// SHA-256 were checked): a restore that stops at an entry writes none of it.
+#[tokio::test]
+async fn an_entry_is_written_only_once_the_reader_has_moved_past_it() {
+    use ngbak::archive::{BackendManifest, EntryRecord};
+    use ngbak::sources::Restorer;
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    let entry = |n: u32, key: &str| {
+        let body = format!("{{\"key\":\"{prefix}:full_docs:{key}\",\"type\":\"string\",\"value\":\"v\"}}\n");
+        let record = EntryRecord {
+            path: format!("kv/redis/{n:06}.ndjson"),
+            backend: "redis".into(),
+            size: body.len() as u64,
+            sha256: String::new(),
+            records: 1,
+        };
+        (record, body)
+    };
+    let exists = |con: &mut MultiplexedConnection, key: &str| {
+        let key = format!("{prefix}:full_docs:{key}");
+        let mut con = con.clone();
+        async move { redis::cmd("EXISTS").arg(key).query_async::<u32>(&mut con).await.unwrap() == 1 }
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
+
+    let mut restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    restorer.prepare(&BackendManifest::default()).await.unwrap();
+    let (first, body) = entry(1, "a");
+    restorer.restore_entry(&first, &mut body.as_bytes()).await.unwrap();
+    settle().await;
+    assert!(!exists(&mut con, "a").await, "an entry was written before the reader moved past it");
+    let (second, body) = entry(2, "b");
+    restorer.restore_entry(&second, &mut body.as_bytes()).await.unwrap();
+    let stats = restorer.finish().await.unwrap();
+    assert_eq!(stats["keys"], 2);
+    assert!(exists(&mut con, "a").await && exists(&mut con, "b").await);
+
+    let mut stopped = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    stopped.prepare(&BackendManifest::default()).await.unwrap();
+    let (third, body) = entry(3, "c");
+    stopped.restore_entry(&third, &mut body.as_bytes()).await.unwrap();
+    drop(stopped); // the reader found entry 3 damaged: finish is never called
+    settle().await;
+    assert!(!exists(&mut con, "c").await, "an entry the reader did not get past was written");
+    delete_pattern(&mut con, &pattern).await;
+}

@@ -2,9 +2,10 @@
 //!
 //! Export reads with SCAN and pipelined reads into NDJSON records, one key a line. Strings that
 //! are valid UTF-8 (nano-graphrag's JSON documents) stay readable text; other bytes are base64.
-//! Restore writes each key exactly (delete, recreate, expire) in pipelined MULTI/EXEC batches.
+//! Restore writes each key exactly (strings with one SET, other types deleted, recreated and
+//! expired in MULTI/EXEC) over several connections: see `redis_writes`.
 
-use super::ndjson::for_each_line;
+use super::redis_writes::{Tally, Writers};
 use super::{namespace_stat, redact_url, EntrySender, Exporter, RestoreMode, Restorer};
 use crate::archive::{BackendManifest, EntryRecord};
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,7 +15,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub const NAME: &str = "redis";
 const FOLDER: &str = "kv/redis";
@@ -288,83 +289,17 @@ pub struct RedisRestorer {
     url: String,
     patterns: Vec<String>,
     mode: RestoreMode,
-    con: Option<MultiplexedConnection>,
-    keys: u64,
-    stats: BTreeMap<String, u64>,
+    writers: Option<Writers>,
 }
 
 impl RedisRestorer {
     pub fn new(url: &str, patterns: &[String], mode: RestoreMode) -> Self {
-        RedisRestorer {
-            url: url.to_string(),
-            patterns: patterns.to_vec(),
-            mode,
-            con: None,
-            keys: 0,
-            stats: BTreeMap::new(),
-        }
+        RedisRestorer { url: url.to_string(), patterns: patterns.to_vec(), mode, writers: None }
     }
 
-    fn con(&mut self) -> Result<&mut MultiplexedConnection> {
-        self.con.as_mut().ok_or_else(|| anyhow!("Redis restorer used before prepare"))
+    fn writers(&mut self) -> Result<&mut Writers> {
+        self.writers.as_mut().ok_or_else(|| anyhow!("Redis restorer used before prepare"))
     }
-
-    async fn write_batch(&mut self, batch: Vec<KeyRecord>) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for record in batch {
-            let key = record.key.into_bytes()?;
-            pipe.cmd("DEL").arg(&key).ignore();
-            match record.value {
-                KeyValue::String(v) => {
-                    pipe.cmd("SET").arg(&key).arg(v.into_bytes()?).ignore();
-                }
-                KeyValue::Hash(fields) => {
-                    for chunk in fields.chunks(BATCH) {
-                        let c = pipe.cmd("HSET").arg(&key);
-                        for (f, v) in chunk {
-                            c.arg(f.clone().into_bytes()?).arg(v.clone().into_bytes()?);
-                        }
-                        c.ignore();
-                    }
-                }
-                KeyValue::List(items) => push_all(&mut pipe, "RPUSH", &key, items)?,
-                KeyValue::Set(items) => push_all(&mut pipe, "SADD", &key, items)?,
-                KeyValue::Zset(members) => {
-                    for chunk in members.chunks(BATCH) {
-                        let c = pipe.cmd("ZADD").arg(&key);
-                        for (m, s) in chunk {
-                            c.arg(s).arg(m.clone().into_bytes()?);
-                        }
-                        c.ignore();
-                    }
-                }
-                KeyValue::Dump(payload) => {
-                    pipe.cmd("RESTORE").arg(&key).arg(0).arg(payload.into_bytes()?).arg("REPLACE").ignore();
-                }
-            }
-            if let Some(ms) = record.pttl {
-                pipe.cmd("PEXPIRE").arg(&key).arg(ms.max(1)).ignore();
-            }
-        }
-        let url = redact_url(&self.url);
-        let _: () = pipe
-            .query_async(self.con()?)
-            .await
-            .with_context(|| format!("writing a batch of keys to Redis at {url}"))?;
-        Ok(())
-    }
-}
-
-fn push_all(pipe: &mut redis::Pipeline, cmd: &str, key: &[u8], items: Vec<Blob>) -> Result<()> {
-    for chunk in items.chunks(BATCH) {
-        let c = pipe.cmd(cmd).arg(key);
-        for item in chunk {
-            c.arg(item.clone().into_bytes()?);
-        }
-        c.ignore();
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -378,8 +313,8 @@ impl Restorer for RedisRestorer {
     }
 
     async fn prepare(&mut self, _backend: &BackendManifest) -> Result<()> {
-        let mut con = connect(&self.url).await?;
         if self.mode == RestoreMode::Replace {
+            let mut con = connect(&self.url).await?;
             let mut deleted = 0u64;
             let mut scanner = Scanner::new(&self.patterns);
             while let Some(keys) = scanner.next_batch(&mut con).await? {
@@ -392,37 +327,24 @@ impl Restorer for RedisRestorer {
             }
             tracing::info!(deleted, patterns = ?self.patterns, "replace mode: cleared Redis keys before restore");
         }
-        self.con = Some(con);
+        self.writers = Some(Writers::connect(&self.url).await?);
         Ok(())
     }
 
+    /// Reads the entry (one part, bounded by the part size) and hands it to the writers, which
+    /// parse and write it while the next entry is read.
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        let mut batch = Vec::new();
-        let mut records = Vec::new();
-        for_each_line(body, |line| {
-            records.push(
-                serde_json::from_slice::<KeyRecord>(line).with_context(|| format!("bad record in {}", entry.path))?,
-            );
-            Ok(())
-        })
-        .await?;
-        for record in records {
-            count_key(&mut self.stats, &record.key);
-            self.keys += 1;
-            batch.push(record);
-            if batch.len() == BATCH {
-                self.write_batch(std::mem::take(&mut batch)).await?;
-            }
-        }
-        if !batch.is_empty() {
-            self.write_batch(batch).await?;
-        }
-        Ok(())
+        let mut bytes = Vec::with_capacity(entry.size.min(256 << 20) as usize);
+        body.read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
+        self.writers()?.submit(bytes, entry.path.clone(), count_key).await
     }
 
     async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {
-        let mut stats = std::mem::take(&mut self.stats);
-        stats.insert("keys".into(), self.keys);
+        let Tally { keys, mut stats } = match self.writers.as_mut() {
+            Some(writers) => writers.finish().await?,
+            None => Tally::default(),
+        };
+        stats.insert("keys".into(), keys);
         Ok(stats)
     }
 }
