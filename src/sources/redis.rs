@@ -334,7 +334,8 @@ impl Restorer for RedisRestorer {
     /// Reads the entry (one part, bounded by the part size) and hands it to the writers, which
     /// parse and write it while the next entry is read.
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        let mut bytes = Vec::with_capacity(entry.size.min(256 << 20) as usize);
+        // One byte over the size: reading to the end then never doubles the buffer.
+        let mut bytes = Vec::with_capacity(entry.size.min(256 << 20) as usize + 1);
         body.read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
         self.writers()?.submit(bytes, entry.path.clone(), count_key).await
     }
