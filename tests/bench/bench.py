@@ -165,6 +165,16 @@ def run_size(keys, bucket, store):
     rep("ngbak restore (gzip archive)", lambda i: ngbak_restore(store, f"b{tag}_gzip_2_0", keys))
     rep("ngbak restore (zstd archive)", lambda i: ngbak_restore(store, f"b{tag}_zstd_2_0", keys))
 
+    # The compression stage alone: the same documents as one nano-graphrag JSON file on disk, backed
+    # up into a directory (no Redis reads, no S3), so thread scaling is not hidden by the exporter.
+    kv_dir, local = os.path.join(WORK, "kv"), os.path.join(WORK, "store")
+    dump_json_kv(kv_dir)
+    for codec in ["gzip", "zstd"]:
+        for threads in [1, 2]:
+            rep(f"ngbak {codec} backup of the same data as a JSON file, {threads} thread{'s' * (threads > 1)}",
+                lambda i, c=codec, t=threads: file_backup(kv_dir, local, f"f{tag}_{c}_{t}_{i}", c, t))
+    subprocess.run(["rm", "-rf", kv_dir, local], check=True)
+
     # redis-cli --rdb is served like a replica: without this Redis waits 5 s before sending.
     redis_cli("CONFIG", "SET", "repl-diskless-sync-delay", "0")
     for tool, compressor in [("gzip -1", "gzip -1"), ("pigz -1", f"pigz -1 -p {CORES}")]:
@@ -194,6 +204,27 @@ def run_size(keys, bucket, store):
     os.remove(archive)
     return dict(keys=keys, data=data, tar=tar_bytes, rows={k: {x: v for x, v in r.items() if x != "out"}
                                                             for k, r in rows.items()})
+
+
+def dump_json_kv(kv_dir):
+    """Writes the keys in Redis as nano-graphrag's kv_store_text_chunks.json."""
+    import redis
+    r = redis.Redis.from_url(REDIS)
+    docs = {}
+    keys = list(r.scan_iter("nano_graphrag:*", count=5000))
+    for i in range(0, len(keys), 5000):
+        for k, v in zip(keys[i:i + 5000], r.mget(keys[i:i + 5000])):
+            docs[k.decode().split(":", 2)[2]] = json.loads(v)
+    os.makedirs(kv_dir, exist_ok=True)
+    with open(os.path.join(kv_dir, "kv_store_text_chunks.json"), "w", encoding="utf-8") as f:
+        json.dump(docs, f, ensure_ascii=False, indent=2)
+
+
+def file_backup(kv_dir, local, bid, codec, threads):
+    r = measure([NGBAK, "--store", local, "backup", "--id", bid, "--kv-dir", kv_dir, "--json",
+                 "--compression", codec, "--threads", str(threads)])
+    r["size"] = json.loads(r["out"])["size"]
+    return r
 
 
 def native(bucket, key, compressor):

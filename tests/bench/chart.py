@@ -6,25 +6,33 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import ScalarFormatter  # noqa: E402
 
 
+SEED = "seed-style backup (GET per key, JSON files, tar.gz -9)"
+
+
 def draw(results, path):
     sizes = results["sizes"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6))
     width = 0.8 / (2 * len(sizes))
+    seeds = []
     for i, s in enumerate(sizes):
         mb = s["data"] / 1e6
         for j, codec in enumerate(["gzip", "zstd"]):
             values = [mb / s["rows"][f"ngbak {codec} backup, {t} thread{'s' * (t > 1)}"]["wall"] for t in (1, 2)]
             x = [t - 0.4 + width * (2 * i + j) + width / 2 for t in (1, 2)]
-            bars = left.bar(x, values, width, label=f"ngbak {codec}, {s['keys']:,} keys")
+            bars = left.bar(x, values, width, label=f"ngbak {codec}, Redis → S3, {s['keys']:,} keys")
             left.bar_label(bars, fmt="%.0f", fontsize=7)
-        seed = mb / s["rows"]["seed-style backup (GET per key, JSON files, tar.gz -9)"]["wall"]
-        left.axhline(seed, linestyle=":", color="grey")
-        left.annotate(f"seed-style, {s['keys']:,} keys: {seed:.1f} MB/s", (0.55, seed), fontsize=7, va="bottom")
+            stage = [mb / s["rows"][f"ngbak {codec} backup of the same data as a JSON file, {t} "
+                                    f"thread{'s' * (t > 1)}"]["wall"] for t in (1, 2)]
+            left.scatter(x, stage, marker="_", s=300, color="black", zorder=3,
+                         label="same data as a file → directory (compression stage)" if i + j == 0 else None)
+        seeds.append(f"{s['keys']:,} keys: {mb / s['rows'][SEED]['wall']:.1f} MB/s")
     left.set_xticks([1, 2])
     left.set_xlabel(f"compressing threads (machine: {results['cores']} cores)")
     left.set_ylabel("backup throughput, MB/s of JSON values")
     left.set_title("Backup throughput by thread count")
-    left.legend(fontsize=7)
+    left.set_ylim(0, left.get_ylim()[1] * 1.1)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    left.text(0.01, 0.98, "seed-style baseline: " + "; ".join(seeds), transform=left.transAxes, fontsize=7, va="top")
 
     largest = sizes[-1]
     for name, style in [("ngbak gzip backup, 2 threads", "-"), ("ngbak restore (gzip archive)", "-"),
@@ -43,6 +51,18 @@ def draw(results, path):
     right.set_xlabel("seconds since start (linear to 2 s, then log)")
     right.set_ylabel("RSS, MiB (process tree)")
     right.set_title(f"RSS over time, {largest['keys']:,} keys")
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    load = results.get("load")
+    fig.suptitle(f"Redis backup and restore, {results['cores']} cores"
+                 + (f" shared with other work (load average {load[0]:.1f}–{load[1]:.1f})" if load else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    # Redraws the chart from a results file: chart.py results/redis.json results/redis.png
+    import json
+    import sys
+
+    with open(sys.argv[1]) as f:
+        draw(json.load(f), sys.argv[2])
