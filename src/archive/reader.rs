@@ -133,7 +133,7 @@ enum Walk {
 }
 
 /// Walks the tar entries of the decompressed stream; returns the number of payload entries.
-async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
+async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
     compressed: R,
     sidecar: &Sidecar,
     visitor: &mut dyn EntryVisitor,

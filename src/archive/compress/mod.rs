@@ -142,10 +142,12 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Encoder<W> {
     }
 }
 
-/// A decompressing reader for whichever codec the stream starts with.
-pub async fn decoder<'a, R: AsyncBufRead + Send + Unpin + 'a>(
+/// A decompressing reader for whichever codec the stream starts with. Decompression runs on its
+/// own task, a few chunks ahead of the reader, so it overlaps with tar parsing, hashing and the
+/// backend writes that consume the output (on another core when there is one).
+pub async fn decoder<R: AsyncBufRead + Send + Unpin + 'static>(
     mut compressed: R,
-) -> anyhow::Result<Box<dyn AsyncRead + Send + Unpin + 'a>> {
+) -> anyhow::Result<Box<dyn AsyncRead + Send + Unpin>> {
     let mut magic = [0u8; 4];
     let mut have = 0;
     while have < magic.len() {
@@ -162,10 +164,32 @@ pub async fn decoder<'a, R: AsyncBufRead + Send + Unpin + 'a>(
         );
     };
     let stream = BufReader::with_capacity(64 << 10, std::io::Cursor::new(magic[..have].to_vec()).chain(compressed));
-    Ok(match codec {
+    let decoded: Box<dyn AsyncRead + Send + Unpin> = match codec {
         Codec::Gzip => Box::new(GzipDecoder::new(stream)),
         Codec::Zstd => Box::new(ZstdDecoder::new(stream)),
-    })
+    };
+    Ok(Box::new(read_ahead(decoded)))
+}
+
+/// Reads `source` on a task of its own, at most four 256 KiB chunks ahead of the consumer; stops
+/// when the consumer goes away. Errors reach the consumer in order.
+fn read_ahead(mut source: Box<dyn AsyncRead + Send + Unpin>) -> impl AsyncRead + Send + Unpin {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(4);
+    tokio::spawn(async move {
+        loop {
+            let mut buf = bytes::BytesMut::with_capacity(256 << 10);
+            let chunk = match source.read_buf(&mut buf).await {
+                Ok(0) => return,
+                Ok(_) => Ok(buf.freeze()),
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    tokio_util::io::StreamReader::new(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 #[cfg(test)]
@@ -183,14 +207,14 @@ mod tests {
             let compressed = enc.into_inner();
             assert_eq!(Codec::detect(&compressed), Some(codec));
             let mut back = Vec::new();
-            decoder(&compressed[..]).await.unwrap().read_to_end(&mut back).await.unwrap();
+            decoder(std::io::Cursor::new(compressed)).await.unwrap().read_to_end(&mut back).await.unwrap();
             assert_eq!(back, data, "{codec:?}");
         }
     }
 
     #[tokio::test]
     async fn other_bytes_are_refused_with_what_they_are() {
-        let err = decoder(&b"PK\x03\x04rest"[..]).await.err().unwrap().to_string();
+        let err = decoder(std::io::Cursor::new(b"PK\x03\x04rest".to_vec())).await.err().unwrap().to_string();
         assert!(err.contains("neither gzip nor zstd") && err.contains("504b0304"), "{err}");
     }
 
