@@ -187,3 +187,41 @@ async fn an_entry_is_written_only_once_the_reader_has_moved_past_it() {
     assert!(!exists(&mut con, "c").await, "an entry the reader did not get past was written");
     delete_pattern(&mut con, &pattern).await;
 }
+
+/// The records of one key are applied in archive order, whatever connection carries them: the
+/// last record of a key written twice wins.
+#[tokio::test]
+async fn records_of_one_key_are_applied_in_archive_order() {
+    use ngbak::archive::{BackendManifest, EntryRecord};
+    use ngbak::sources::Restorer;
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    restorer.prepare(&BackendManifest::default()).await.unwrap();
+    for n in 0..20u32 {
+        let mut body = String::new();
+        for k in 0..300 {
+            body += &format!(
+                "{{\"key\":\"{prefix}:text_chunks:filler-{n}-{k}\",\"type\":\"string\",\"value\":\"{}\"}}\n",
+                "x".repeat(4000)
+            );
+            if k % 100 == 0 {
+                body += &format!("{{\"key\":\"{prefix}:text_chunks:k\",\"type\":\"string\",\"value\":\"{n}-{k}\"}}\n");
+            }
+        }
+        let record = EntryRecord {
+            path: format!("kv/redis/{:06}.ndjson", n + 1),
+            backend: "redis".into(),
+            size: body.len() as u64,
+            sha256: String::new(),
+            records: 303,
+        };
+        restorer.restore_entry(&record, &mut body.as_bytes()).await.unwrap();
+    }
+    let stats = restorer.finish().await.unwrap();
+    assert_eq!(stats["keys"], 20 * 303);
+    let mut con = redis().await;
+    let last: String = redis::cmd("GET").arg(format!("{prefix}:text_chunks:k")).query_async(&mut con).await.unwrap();
+    assert_eq!(last, "19-200");
+    delete_pattern(&mut con, &pattern).await;
+}

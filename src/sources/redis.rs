@@ -331,13 +331,16 @@ impl Restorer for RedisRestorer {
         Ok(())
     }
 
-    /// Reads the entry (one part, bounded by the part size) and hands it to the writers, which
-    /// parse and write it while the next entry is read.
+    /// Releases the previous entry to the writers (the reader checked it before handing out this
+    /// one), then reads this entry (one part, bounded by the part size) and has it parsed while
+    /// the writers work.
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
+        self.writers()?.release().await?;
         // One byte over the size: reading to the end then never doubles the buffer.
         let mut bytes = Vec::with_capacity(entry.size.min(256 << 20) as usize + 1);
         body.read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
-        self.writers()?.submit(bytes, entry.path.clone(), count_key).await
+        self.writers()?.parse(bytes, entry.path.clone(), count_key);
+        Ok(())
     }
 
     async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {

@@ -1,6 +1,8 @@
-//! The write side of a Redis restore: an entry's records are parsed off the async runtime into
-//! pipelines cut by bytes, which go over several connections at once, while the next entry is
-//! already being read, decompressed and hashed. Errors surface at the next entry or at `finish`.
+//! The write side of a Redis restore: an entry's records are parsed on a thread of their own into
+//! pipelines cut by bytes, which go over several connections at once while the next entry is
+//! read, decompressed and hashed. Keys are spread over the connections by hash, and each
+//! connection applies its pipelines in order, so the records of one key are applied in archive
+//! order. Errors surface at the next entry or at `finish`.
 //!
 //! An entry's records are written only once the reader has moved on to the next entry (or
 //! finished), that is after the reader checked the entry's size and SHA-256 against the
@@ -9,10 +11,9 @@
 use super::redact_url;
 use super::redis::{Blob, KeyRecord, KeyValue};
 use anyhow::{anyhow, Context, Result};
-use futures::TryStreamExt;
 use redis::aio::MultiplexedConnection;
 use std::collections::BTreeMap;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 /// Connections written on concurrently: Redis executes one command at a time, but several
@@ -21,8 +22,8 @@ pub const CONNECTIONS: usize = 4;
 /// Payload bytes per pipeline: big enough to amortise round trips, small enough to keep every
 /// connection busy and memory flat whatever the value sizes.
 pub const PIPELINE_BYTES: usize = 1 << 20;
-/// Entries parsed or written at the same time (each is at most one archive part, 8 MiB by default).
-const ENTRIES_IN_FLIGHT: usize = 2;
+/// Pipelines queued per connection: bounds memory to about `CONNECTIONS × LANE_DEPTH` MiB.
+const LANE_DEPTH: usize = 2;
 /// Members per HSET / RPUSH / SADD / ZADD command.
 const MEMBERS_PER_COMMAND: usize = 500;
 
@@ -154,24 +155,38 @@ fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
     out
 }
 
-/// Parses the NDJSON records of one entry into pipelines of about [`PIPELINE_BYTES`] each.
-fn plan(body: &[u8], path: &str, count: CountKey) -> Result<(Vec<Batch>, Tally)> {
-    let mut batches = Vec::new();
-    let mut batch = Batch::default();
+/// Parses the NDJSON records of one entry into pipelines of about [`PIPELINE_BYTES`] each, one
+/// list per lane: a key always falls into the same lane, so its records are applied in order.
+fn plan(body: &[u8], path: &str, count: CountKey, lanes: usize) -> Parsed {
+    let mut batches: Vec<Vec<Batch>> = (0..lanes).map(|_| Vec::new()).collect();
+    let mut open: Vec<Batch> = (0..lanes).map(|_| Batch::default()).collect();
     let mut tally = Tally::default();
     for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let record: KeyRecord = serde_json::from_slice(line).with_context(|| format!("bad record in {path}"))?;
         count(&mut tally.stats, &record.key);
         tally.keys += 1;
-        batch.add(record)?;
-        if batch.bytes >= PIPELINE_BYTES {
-            batches.push(std::mem::take(&mut batch));
+        let lane = lane_of(&record.key, lanes);
+        open[lane].add(record)?;
+        if open[lane].bytes >= PIPELINE_BYTES {
+            batches[lane].push(std::mem::take(&mut open[lane]));
         }
     }
-    if batch.plain_commands + batch.atomic_commands > 0 {
-        batches.push(batch);
+    for (lane, batch) in open.into_iter().enumerate() {
+        if batch.plain_commands + batch.atomic_commands > 0 {
+            batches[lane].push(batch);
+        }
     }
     Ok((batches, tally))
+}
+
+fn lane_of(key: &Blob, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match key {
+        Blob::Text(t) => t.hash(&mut h),
+        Blob::Binary { b64 } => b64.hash(&mut h),
+    }
+    (h.finish() % lanes as u64) as usize
 }
 
 /// One thread parses every entry, in order: a steady thread keeps the allocator's memory in
@@ -180,7 +195,8 @@ struct Parser {
     jobs: std::sync::mpsc::Sender<ParseJob>,
 }
 
-type Parsed = Result<(Vec<Batch>, Tally)>;
+/// Pipelines per lane, and what they hold.
+type Parsed = Result<(Vec<Vec<Batch>>, Tally)>;
 
 struct ParseJob {
     body: Vec<u8>,
@@ -196,7 +212,7 @@ impl Parser {
             .name("ngbak-redis-parse".into())
             .spawn(move || {
                 while let Ok(job) = queue.recv() {
-                    let parsed = plan(&job.body, &job.path, job.count);
+                    let parsed = plan(&job.body, &job.path, job.count, CONNECTIONS);
                     drop(job.body);
                     let _ = job.reply.send(parsed);
                 }
@@ -213,91 +229,84 @@ impl Parser {
     }
 }
 
-/// Connections and the entries being written over them.
+/// One writer task per connection ("lane"), each applying its pipelines strictly in order.
+/// Entries are parsed one after another and handed to the lanes only once checked.
 pub struct Writers {
     parser: Parser,
-    connections: Vec<MultiplexedConnection>,
-    url: String,
-    in_flight: JoinSet<Result<Tally>>,
-    /// Releases the writes of the last entry submitted, once its hash has been checked.
-    checked: Option<oneshot::Sender<()>>,
+    lanes: Vec<mpsc::Sender<Batch>>,
+    lane_tasks: JoinSet<Result<()>>,
+    /// The entry parsed last, waiting until the reader has checked it.
+    pending: Option<oneshot::Receiver<Parsed>>,
     done: Tally,
 }
 
 impl Writers {
     pub async fn connect(url: &str) -> Result<Self> {
-        let mut connections = Vec::with_capacity(CONNECTIONS);
+        let mut lanes = Vec::with_capacity(CONNECTIONS);
+        let mut lane_tasks = JoinSet::new();
         for _ in 0..CONNECTIONS {
-            connections.push(super::redis::connect(url).await?);
+            let mut con = super::redis::connect(url).await?;
+            let (tx, mut rx) = mpsc::channel::<Batch>(LANE_DEPTH);
+            let url = redact_url(url);
+            lane_tasks.spawn(async move {
+                while let Some(batch) = rx.recv().await {
+                    batch
+                        .write(&mut con)
+                        .await
+                        .with_context(|| format!("writing a batch of keys to Redis at {url}"))?;
+                }
+                Ok(())
+            });
+            lanes.push(tx);
         }
-        Ok(Writers {
-            parser: Parser::start()?,
-            connections,
-            url: redact_url(url),
-            in_flight: JoinSet::new(),
-            checked: None,
-            done: Tally::default(),
-        })
+        Ok(Writers { parser: Parser::start()?, lanes, lane_tasks, pending: None, done: Tally::default() })
     }
 
-    /// Starts parsing one entry's records, and releases the writes of the entry before it (the
-    /// reader checked that one before handing out this one). Waits while [`ENTRIES_IN_FLIGHT`]
-    /// are under way.
-    pub async fn submit(&mut self, body: Vec<u8>, path: String, count: CountKey) -> Result<()> {
-        self.release();
-        while self.in_flight.len() >= ENTRIES_IN_FLIGHT {
-            self.join_one().await?;
+    /// Hands the entry parsed last to the lanes: call it when the reader has moved past that
+    /// entry (it checked its size and SHA-256). Waits while the lanes are full (back-pressure).
+    pub async fn release(&mut self) -> Result<()> {
+        let Some(parsed) = self.pending.take() else { return Ok(()) };
+        let (batches, tally) = parsed.await.context("the Redis record parser thread stopped")??;
+        for (lane, batches) in batches.into_iter().enumerate() {
+            for batch in batches {
+                if self.lanes[lane].send(batch).await.is_err() {
+                    return Err(self.lane_error().await);
+                }
+            }
         }
-        let connections = self.connections.clone();
-        let url = self.url.clone();
-        let (checked, released) = oneshot::channel();
-        self.checked = Some(checked);
-        let parsed = self.parser.parse(body, path.clone(), count);
-        self.in_flight.spawn(async move {
-            let (batches, tally) = parsed.await.context("the Redis record parser thread stopped")??;
-            released
-                .await
-                .map_err(|_| anyhow!("the restore stopped before {path} was checked; none of it was written"))?;
-            futures::stream::iter(batches.into_iter().enumerate().map(Ok::<_, anyhow::Error>))
-                .try_for_each_concurrent(connections.len(), |(i, batch)| {
-                    let mut con = connections[i % connections.len()].clone();
-                    let url = &url;
-                    async move {
-                        batch
-                            .write(&mut con)
-                            .await
-                            .with_context(|| format!("writing a batch of keys to Redis at {url}"))
-                    }
-                })
-                .await?;
-            Ok(tally)
-        });
-        Ok(())
-    }
-
-    /// Releases the last entry (the whole archive was read and checked), waits for every entry
-    /// under way, and returns what was written in all.
-    pub async fn finish(&mut self) -> Result<Tally> {
-        self.release();
-        while !self.in_flight.is_empty() {
-            self.join_one().await?;
-        }
-        Ok(std::mem::take(&mut self.done))
-    }
-
-    fn release(&mut self) {
-        if let Some(checked) = self.checked.take() {
-            let _ = checked.send(());
-        }
-    }
-
-    async fn join_one(&mut self) -> Result<()> {
-        let Some(joined) = self.in_flight.join_next().await else { return Ok(()) };
-        let tally = joined.map_err(|e| anyhow!("a Redis restore task failed: {e}"))??;
         self.done.keys += tally.keys;
         for (name, n) in tally.stats {
             *self.done.stats.entry(name).or_default() += n;
         }
         Ok(())
+    }
+
+    /// Starts parsing one entry (after [`Writers::release`] of the one before).
+    pub fn parse(&mut self, body: Vec<u8>, path: String, count: CountKey) {
+        debug_assert!(self.pending.is_none(), "release the previous entry first");
+        self.pending = Some(self.parser.parse(body, path, count));
+    }
+
+    /// Releases the last entry (the whole archive was read and checked), waits until every lane
+    /// has written everything, and returns what was written in all.
+    pub async fn finish(&mut self) -> Result<Tally> {
+        self.release().await?;
+        self.lanes.clear();
+        while let Some(joined) = self.lane_tasks.join_next().await {
+            joined.map_err(|e| anyhow!("a Redis writer task failed: {e}"))??;
+        }
+        Ok(std::mem::take(&mut self.done))
+    }
+
+    /// The error that stopped a lane.
+    async fn lane_error(&mut self) -> anyhow::Error {
+        while let Some(joined) = self.lane_tasks.join_next().await {
+            match joined {
+                Ok(Err(e)) => return e,
+                Err(e) => return anyhow!("a Redis writer task failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        anyhow!("the Redis writers stopped")
     }
 }
