@@ -40,10 +40,11 @@ lint: ## formatting, clippy (warnings as errors), the SAM template, shell script
 	shellcheck tests/servers/*.sh infra/*.sh localstack/*.sh localstack/init/ready.d/*.sh .ci/run
 	python3 -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 2>/dev/null || .tools/pytools/bin/python -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 
 
-bench: ## throughput, peak RSS and the gzip -1 baseline at two data sizes, through S3
-	$(CARGO) build --locked --release --bin ngbak --example qdrant_double
+BENCH_SERVERS ?= redis s3
+bench: ## Redis side by side: ngbak vs the seed-style Python baseline vs redis-cli --rdb | gzip/pigz, table + chart
+	$(CARGO) build --locked --release --bin ngbak $(if $(NGBAK_BENCH_POINTS),--example qdrant_double)
 	tests/servers/install.sh --with-bench
-	tests/servers/with-servers.sh .tools/bench/bin/python tests/bench/bench.py
+	tests/servers/with-servers.sh --servers "$(BENCH_SERVERS)" .tools/bench/bin/python tests/bench/bench.py
 
 LAMBDA_PATH := PATH=$(CURDIR)/.tools/pytools/bin:$$PATH
 EVENT ?= events/object-tags-added.json

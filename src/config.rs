@@ -1,6 +1,7 @@
 //! Configuration shared by the CLI and the Lambda functions: every flag has an environment
 //! variable, so a Lambda reads the same settings from its environment.
 
+use crate::archive::compress::{Codec, Compression};
 use crate::pipeline::backup::BackupOptions;
 use crate::pipeline::restore::RestoreOptions;
 use crate::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
@@ -226,9 +227,15 @@ impl BackendArgs {
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct TuningArgs {
-    /// gzip level: 1 is fastest (default), 9 smallest.
-    #[arg(long, env = "NGBAK_COMPRESSION_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
-    pub compression_level: u32,
+    /// Archive compression: gzip (default; plain `tar -xzf` reads it) or zstd (faster, smaller).
+    #[arg(long, env = "NGBAK_COMPRESSION", value_enum, default_value_t = Codec::Gzip)]
+    pub compression: Codec,
+    /// Compression level: gzip 1–9 (default 2), zstd 1–19 (default 3).
+    #[arg(long, env = "NGBAK_COMPRESSION_LEVEL", value_parser = clap::value_parser!(u32).range(1..=19))]
+    pub compression_level: Option<u32>,
+    /// Compressing threads (default: the cores this process may use).
+    #[arg(long, env = "NGBAK_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
     /// Size of one NDJSON part in MiB (memory per backend in flight).
     #[arg(long, env = "NGBAK_PART_MIB", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub part_mib: u32,
@@ -238,7 +245,11 @@ impl TuningArgs {
     pub fn backup_options(&self, backends: &BackendArgs, store_url: &str) -> BackupOptions {
         BackupOptions {
             id: None,
-            compression_level: self.compression_level,
+            compression: Compression {
+                codec: self.compression,
+                level: self.compression_level,
+                threads: self.threads.unwrap_or(0) as usize,
+            },
             part_bytes: (self.part_mib as usize) << 20,
             config: serde_json::json!({ "store": store_url, "backends": backends.redacted() }),
             progress: false,

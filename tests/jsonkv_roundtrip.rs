@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use ngbak::archive::compress::Codec;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
 use ngbak::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
@@ -23,12 +24,11 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-async fn round_trip(store: Arc<dyn ObjectStore>) {
+async fn round_trip(store: Arc<dyn ObjectStore>, codec: Codec) {
     let source = sample_workdir();
     let target = tempfile::tempdir().unwrap();
-    let summary = run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&source))], BackupOptions::default())
-        .await
-        .unwrap();
+    let options = BackupOptions { compression: compression(codec), ..Default::default() };
+    let summary = run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&source))], options).await.unwrap();
     let stats = &summary.backends["jsonkv"].stats;
     assert_eq!((stats["documents"], stats["chunks"], stats["community_reports"], stats["cache_entries"]), (2, 4, 1, 1));
     assert_eq!((stats["entities"], stats["relationships"], stats["vectors"], stats["files"]), (5, 3, 3, 6));
@@ -58,18 +58,22 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
 #[tokio::test]
 async fn workdir_round_trip_through_s3() {
     let bucket = new_bucket().await;
-    round_trip(s3_store(&bucket, "nested/prefix").await).await;
+    for codec in CODECS {
+        round_trip(s3_store(&bucket, &format!("nested/prefix-{codec:?}")).await, codec).await;
+    }
     let keys = bucket_keys(&bucket).await;
-    assert_eq!(keys.len(), 2, "archive and sidecar only, no lock or temporary left: {keys:?}");
-    assert!(keys.iter().all(|k| k.starts_with("nested/prefix/")));
+    assert_eq!(keys.len(), 2 * CODECS.len(), "archive and sidecar only, no lock or temporary left: {keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("nested/prefix-")));
 }
 
 #[tokio::test]
 async fn workdir_round_trip_through_a_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    round_trip(local_store(dir.path())).await;
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names.len(), 2, "archive and sidecar only: {names:?}");
+    for codec in CODECS {
+        let dir = tempfile::tempdir().unwrap();
+        round_trip(local_store(dir.path()), codec).await;
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "archive and sidecar only: {names:?}");
+    }
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use ngbak::archive::compress::Codec;
 use ngbak::id::BackupId;
 use ngbak::pipeline::backup::{run_backup, BackupOptions, BackupSummary};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
@@ -13,7 +14,7 @@ use redis::aio::MultiplexedConnection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-async fn round_trip(store: Arc<dyn ObjectStore>) {
+async fn round_trip(store: Arc<dyn ObjectStore>, codec: Codec) {
     let prefix = format!("ngt_{}", unique());
     let pattern = format!("{prefix}:*");
     let mut con = redis().await;
@@ -21,8 +22,12 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
     let before = redis_snapshot(&mut con, &pattern).await;
     assert_eq!(before.len(), 13);
 
-    let options =
-        BackupOptions { id: Some(BackupId::for_time(chrono::Utc::now())), part_bytes: 200, ..Default::default() };
+    let options = BackupOptions {
+        id: Some(BackupId::for_time(chrono::Utc::now())),
+        part_bytes: 200,
+        compression: compression(codec),
+        ..Default::default()
+    };
     let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
     let summary = run_backup(store.clone(), vec![Box::new(exporter)], options).await.unwrap();
     let stats = &summary.backends["redis"].stats;
@@ -48,14 +53,18 @@ async fn round_trip(store: Arc<dyn ObjectStore>) {
 #[tokio::test]
 async fn redis_round_trip_through_s3_keeps_every_type_ttl_and_byte() {
     let bucket = new_bucket().await;
-    round_trip(s3_store(&bucket, "backups").await).await;
+    for codec in CODECS {
+        round_trip(s3_store(&bucket, &format!("backups-{codec:?}")).await, codec).await;
+    }
     assert!(pending_uploads(&bucket).await.is_empty());
 }
 
 #[tokio::test]
 async fn redis_round_trip_through_a_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    round_trip(local_store(dir.path())).await;
+    for codec in CODECS {
+        let dir = tempfile::tempdir().unwrap();
+        round_trip(local_store(dir.path()), codec).await;
+    }
 }
 
 /// Keys of every type under a fresh prefix, as they were when they were backed up.
@@ -256,4 +265,91 @@ async fn large_keys_are_archived_in_pages_and_restore_exactly() {
 async fn summary_records(store: &Arc<dyn ObjectStore>, summary: &BackupSummary) -> u64 {
     let sidecar = ngbak::pipeline::restore::load_sidecar(store.as_ref(), &summary.backup_id).await.unwrap();
     sidecar.manifest.entries.iter().filter(|e| e.backend == "redis").map(|e| e.records).sum()
+}
+
+/// A Redis entry is applied only after the reader has moved past it (so after its size and
+/// SHA-256 were checked): a restore that stops at an entry writes none of it.
+#[tokio::test]
+async fn an_entry_is_written_only_once_the_reader_has_moved_past_it() {
+    use ngbak::archive::{BackendManifest, EntryRecord};
+    use ngbak::sources::Restorer;
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    let entry = |n: u32, key: &str| {
+        let body = format!("{{\"key\":\"{prefix}:full_docs:{key}\",\"type\":\"string\",\"value\":\"v\"}}\n");
+        let record = EntryRecord {
+            path: format!("kv/redis/{n:06}.ndjson"),
+            backend: "redis".into(),
+            size: body.len() as u64,
+            sha256: String::new(),
+            records: 1,
+        };
+        (record, body)
+    };
+    let exists = |con: &mut MultiplexedConnection, key: &str| {
+        let key = format!("{prefix}:full_docs:{key}");
+        let mut con = con.clone();
+        async move { redis::cmd("EXISTS").arg(key).query_async::<u32>(&mut con).await.unwrap() == 1 }
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
+
+    let mut restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    restorer.prepare(&BackendManifest::default()).await.unwrap();
+    let (first, body) = entry(1, "a");
+    restorer.restore_entry(&first, &mut body.as_bytes()).await.unwrap();
+    settle().await;
+    assert!(!exists(&mut con, "a").await, "an entry was written before the reader moved past it");
+    let (second, body) = entry(2, "b");
+    restorer.restore_entry(&second, &mut body.as_bytes()).await.unwrap();
+    let stats = restorer.finish().await.unwrap();
+    assert_eq!(stats["keys"], 2);
+    assert!(exists(&mut con, "a").await && exists(&mut con, "b").await);
+
+    let mut stopped = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    stopped.prepare(&BackendManifest::default()).await.unwrap();
+    let (third, body) = entry(3, "c");
+    stopped.restore_entry(&third, &mut body.as_bytes()).await.unwrap();
+    drop(stopped); // the reader found entry 3 damaged: finish is never called
+    settle().await;
+    assert!(!exists(&mut con, "c").await, "an entry the reader did not get past was written");
+    delete_pattern(&mut con, &pattern).await;
+}
+
+/// The records of one key are applied in archive order, whatever connection carries them: the
+/// last record of a key written twice wins.
+#[tokio::test]
+async fn records_of_one_key_are_applied_in_archive_order() {
+    use ngbak::archive::{BackendManifest, EntryRecord};
+    use ngbak::sources::Restorer;
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    restorer.prepare(&BackendManifest::default()).await.unwrap();
+    for n in 0..20u32 {
+        let mut body = String::new();
+        for k in 0..300 {
+            body += &format!(
+                "{{\"key\":\"{prefix}:text_chunks:filler-{n}-{k}\",\"type\":\"string\",\"value\":\"{}\"}}\n",
+                "x".repeat(4000)
+            );
+            if k % 100 == 0 {
+                body += &format!("{{\"key\":\"{prefix}:text_chunks:k\",\"type\":\"string\",\"value\":\"{n}-{k}\"}}\n");
+            }
+        }
+        let record = EntryRecord {
+            path: format!("kv/redis/{:06}.ndjson", n + 1),
+            backend: "redis".into(),
+            size: body.len() as u64,
+            sha256: String::new(),
+            records: 303,
+        };
+        restorer.restore_entry(&record, &mut body.as_bytes()).await.unwrap();
+    }
+    let stats = restorer.finish().await.unwrap();
+    assert_eq!(stats["keys"], 20 * 303);
+    let mut con = redis().await;
+    let last: String = redis::cmd("GET").arg(format!("{prefix}:text_chunks:k")).query_async(&mut con).await.unwrap();
+    assert_eq!(last, "19-200");
+    delete_pattern(&mut con, &pattern).await;
 }

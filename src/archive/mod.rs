@@ -1,5 +1,6 @@
-//! The `.ngbak` archive: its format, the streaming writer and the verifying reader.
+//! The `.ngbak` archive: its format, compression, the streaming writer and the verifying reader.
 
+pub mod compress;
 pub mod digest;
 pub mod format;
 pub mod hashing;

@@ -9,7 +9,6 @@ use super::format::{
 };
 use super::hashing::{HashingReader, Tally};
 use anyhow::{anyhow, bail, Context, Result};
-use async_compression::tokio::bufread::GzipDecoder;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -158,14 +157,14 @@ enum Walk {
 }
 
 /// Walks the tar entries of the decompressed stream; returns the number of payload entries.
-async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin>(
+async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
     compressed: R,
     sidecar: &Sidecar,
     visitor: &mut dyn EntryVisitor,
 ) -> std::result::Result<usize, Walk> {
     let manifest = &sidecar.manifest;
     let fault = |e: anyhow::Error| Walk::Archive(e);
-    let mut archive = tokio_tar::Archive::new(GzipDecoder::new(compressed));
+    let mut archive = tokio_tar::Archive::new(super::compress::decoder(compressed).await.map_err(fault)?);
     let mut entries = archive.entries().map_err(|e| fault(e.into()))?;
     let mut seen = HashSet::new();
     let mut position = 0usize;

@@ -1,13 +1,12 @@
-//! Streams entries into tar → gzip → SHA-256 → any async writer, in one pass.
+//! Streams entries into tar → gzip or zstd (multi-threaded) → SHA-256 → any async writer, in one pass.
 //!
 //! Entries arrive with their size known (a finished part in memory, or a reader of known length
 //! such as a file or an HTTP body), so nothing is buffered here beyond what tar and gzip need.
 
+use super::compress::{Compression, Encoder};
 use super::format::{check_entry_path, EntryRecord};
 use super::hashing::{HashingReader, HashingWriter};
 use anyhow::{bail, Context, Result};
-use async_compression::tokio::write::GzipEncoder;
-use async_compression::Level;
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -40,16 +39,16 @@ impl PendingEntry {
 
 /// Writes a `.ngbak` stream and records every payload entry for the manifest.
 pub struct ArchiveWriter<W: AsyncWrite + Unpin + Send> {
-    tar: Builder<GzipEncoder<HashingWriter<W>>>,
+    tar: Builder<Encoder<HashingWriter<W>>>,
     mtime: u64,
     entries: Vec<EntryRecord>,
 }
 
 impl<W: AsyncWrite + Unpin + Send> ArchiveWriter<W> {
-    /// `level` is the gzip level (1 fastest … 9 smallest); `mtime` is stamped on every entry.
-    pub fn new(out: W, level: u32, mtime: u64) -> Self {
-        let gzip = GzipEncoder::with_quality(HashingWriter::new(out), Level::Precise(level as i32));
-        ArchiveWriter { tar: Builder::new_non_terminated(gzip), mtime, entries: Vec::new() }
+    /// `compression` picks codec, level and threads; `mtime` is stamped on every entry.
+    pub fn new(out: W, compression: &Compression, mtime: u64) -> Result<Self> {
+        let encoder = Encoder::new(HashingWriter::new(out), compression)?;
+        Ok(ArchiveWriter { tar: Builder::new_non_terminated(encoder), mtime, entries: Vec::new() })
     }
 
     /// Writes a JSON document (the header or the manifest) as an entry not listed in the manifest.
@@ -101,13 +100,13 @@ impl<W: AsyncWrite + Unpin + Send> ArchiveWriter<W> {
         &self.entries
     }
 
-    /// Writes the closing entry, ends tar and gzip, and returns the writer with the size and
+    /// Writes the closing entry, ends tar and the compression, and returns the writer with the size and
     /// SHA-256 of everything written to it.
     pub async fn finish<T: Serialize>(mut self, manifest_path: &str, manifest: &T) -> Result<(W, String, u64)> {
         self.append_json(manifest_path, manifest).await?;
-        let mut gzip = self.tar.into_inner().await.context("ending the tar stream")?;
-        gzip.shutdown().await.context("ending the gzip stream")?;
-        let (out, tally) = gzip.into_inner().into_parts();
+        let mut encoder = self.tar.into_inner().await.context("ending the tar stream")?;
+        encoder.shutdown().await.context("ending the compressed stream")?;
+        let (out, tally) = encoder.into_inner().into_parts();
         let (sha256, size) = tally.finish();
         Ok((out, sha256, size))
     }

@@ -3,6 +3,7 @@
 //! disk, and any failure aborts the upload so no archive appears under the final key.
 
 use super::TOOL_VERSION;
+use crate::archive::compress::Compression;
 use crate::archive::format::{ArchiveHeader, FORMAT_NAME, FORMAT_VERSION, HEADER_PATH, MANIFEST_PATH};
 use crate::archive::{ArchiveDigest, ArchiveWriter, BackendManifest, EntryBody, Manifest, PendingEntry, Sidecar};
 use crate::id::BackupId;
@@ -27,8 +28,8 @@ use tokio_util::sync::PollSender;
 pub struct BackupOptions {
     /// The id to use; default `snapshot_<UTC time>`.
     pub id: Option<BackupId>,
-    /// gzip level 1 (fastest) to 9 (smallest).
-    pub compression_level: u32,
+    /// Codec (gzip by default), level and compressing threads.
+    pub compression: Compression,
     /// Target size of one NDJSON part.
     pub part_bytes: usize,
     /// The configuration in use, secrets redacted; recorded in the manifest and under `config/`.
@@ -42,7 +43,7 @@ impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
             id: None,
-            compression_level: 1,
+            compression: Compression::default(),
             part_bytes: 8 << 20,
             config: serde_json::Value::Null,
             progress: false,
@@ -167,7 +168,7 @@ async fn produce_archive(
 ) -> Result<(Manifest, String, u64)> {
     let sink = PollSender::new(chunks).sink_map_err(|_| std::io::Error::other("the upload stopped"));
     let out = BufWriter::with_capacity(1 << 20, SinkWriter::new(CopyToBytes::new(sink)));
-    let mut archive = ArchiveWriter::new(out, options.compression_level, created_at.timestamp().max(0) as u64);
+    let mut archive = ArchiveWriter::new(out, &options.compression, created_at.timestamp().max(0) as u64)?;
     let header = ArchiveHeader {
         format: FORMAT_NAME.into(),
         format_version: FORMAT_VERSION,

@@ -2,9 +2,11 @@
 //!
 //! Export reads with SCAN and pipelined reads into NDJSON records, one key a line. Strings that
 //! are valid UTF-8 (nano-graphrag's JSON documents) stay readable text; other bytes are base64.
-//! Restore writes each key exactly (delete, recreate, expire) in pipelined MULTI/EXEC batches.
+//! Restore writes each key exactly (strings with one SET, other types deleted, recreated and
+//! expired in MULTI/EXEC) over several connections: see `redis_writes`.
 
 use super::ndjson::LineReader;
+use super::redis_writes::{Tally, Writers};
 use super::{namespace_stat, redact_url, EntrySender, Exporter, RestoreMode, Restorer};
 use crate::archive::{BackendManifest, ContentDigest, EntryRecord};
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,7 +16,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub const NAME: &str = "redis";
 const FOLDER: &str = "kv/redis";
@@ -226,7 +228,7 @@ pub fn is_wrong_type(e: &anyhow::Error) -> bool {
 }
 
 /// Parses one archived key and checks what a write would need (scores, base64).
-fn parse_record(line: &[u8], entry: &str) -> Result<KeyRecord> {
+pub(crate) fn parse_record(line: &[u8], entry: &str) -> Result<KeyRecord> {
     let record: KeyRecord = serde_json::from_slice(line).with_context(|| format!("bad record in {entry}"))?;
     record.key.clone().into_bytes().with_context(|| format!("bad key in {entry}"))?;
     if let KeyValue::Zset(members) = &record.value {
@@ -252,6 +254,10 @@ fn count_key(stats: &mut BTreeMap<String, u64>, key: &Blob) {
         }
     }
 }
+
+/// Largest Redis part a restore reads (a part is 8 MiB by default, at most 128 MiB with
+/// `--part-mib`, plus one record of at most 64 MiB).
+const MAX_PART: u64 = 192 << 20;
 
 /// Elements read per round trip of a large key, and the most a key may hold to be read whole.
 const PAGE_ELEMS: usize = 1000;
@@ -553,9 +559,7 @@ pub struct RedisRestorer {
     url: String,
     patterns: Vec<String>,
     mode: RestoreMode,
-    con: Option<MultiplexedConnection>,
-    keys: u64,
-    stats: BTreeMap<String, u64>,
+    writers: Option<Writers>,
     /// Merge mode: hashes of the keys written, so the check reads back only those.
     written: HashSet<u64>,
     /// The RDB version of the target's `DUMP` format, learnt in `preflight`.
@@ -570,77 +574,16 @@ impl RedisRestorer {
             url: url.to_string(),
             patterns: patterns.to_vec(),
             mode,
-            con: None,
-            keys: 0,
-            stats: BTreeMap::new(),
+            writers: None,
             written: HashSet::new(),
             server_rdb: None,
             lines: CanonicalLines::default(),
         }
     }
 
-    fn con(&mut self) -> Result<&mut MultiplexedConnection> {
-        self.con.as_mut().ok_or_else(|| anyhow!("Redis restorer used before prepare"))
+    fn writers(&mut self) -> Result<&mut Writers> {
+        self.writers.as_mut().ok_or_else(|| anyhow!("Redis restorer used before prepare"))
     }
-
-    async fn write_batch(&mut self, batch: Vec<KeyRecord>) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for record in batch {
-            let key = record.key.into_bytes()?;
-            if !record.more {
-                pipe.cmd("DEL").arg(&key).ignore();
-            }
-            match record.value {
-                KeyValue::String(v) => {
-                    pipe.cmd("SET").arg(&key).arg(v.into_bytes()?).ignore();
-                }
-                KeyValue::Hash(fields) => {
-                    for chunk in fields.chunks(BATCH) {
-                        let c = pipe.cmd("HSET").arg(&key);
-                        for (f, v) in chunk {
-                            c.arg(f.clone().into_bytes()?).arg(v.clone().into_bytes()?);
-                        }
-                        c.ignore();
-                    }
-                }
-                KeyValue::List(items) => push_all(&mut pipe, "RPUSH", &key, items)?,
-                KeyValue::Set(items) => push_all(&mut pipe, "SADD", &key, items)?,
-                KeyValue::Zset(members) => {
-                    for chunk in members.chunks(BATCH) {
-                        let c = pipe.cmd("ZADD").arg(&key);
-                        for (m, s) in chunk {
-                            c.arg(s).arg(m.clone().into_bytes()?);
-                        }
-                        c.ignore();
-                    }
-                }
-                KeyValue::Dump(payload) => {
-                    pipe.cmd("RESTORE").arg(&key).arg(0).arg(payload.into_bytes()?).arg("REPLACE").ignore();
-                }
-            }
-            if let Some(ms) = record.pttl {
-                pipe.cmd("PEXPIRE").arg(&key).arg(ms.max(1)).ignore();
-            }
-        }
-        let url = redact_url(&self.url);
-        let _: () = pipe
-            .query_async(self.con()?)
-            .await
-            .with_context(|| format!("writing a batch of keys to Redis at {url}"))?;
-        Ok(())
-    }
-}
-
-fn push_all(pipe: &mut redis::Pipeline, cmd: &str, key: &[u8], items: Vec<Blob>) -> Result<()> {
-    for chunk in items.chunks(BATCH) {
-        let c = pipe.cmd(cmd).arg(key);
-        for item in chunk {
-            c.arg(item.clone().into_bytes()?);
-        }
-        c.ignore();
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -654,8 +597,8 @@ impl Restorer for RedisRestorer {
     }
 
     async fn prepare(&mut self, _backend: &BackendManifest) -> Result<()> {
-        let mut con = connect(&self.url).await?;
         if self.mode == RestoreMode::Replace {
+            let mut con = connect(&self.url).await?;
             let mut deleted = 0u64;
             let mut scanner = Scanner::new(&self.patterns);
             while let Some(keys) = scanner.next_batch(&mut con).await? {
@@ -668,37 +611,39 @@ impl Restorer for RedisRestorer {
             }
             tracing::info!(deleted, patterns = ?self.patterns, "replace mode: cleared Redis keys before restore");
         }
-        self.con = Some(con);
+        self.writers = Some(Writers::connect(&self.url).await?);
         Ok(())
     }
 
+    /// Releases the previous entry to the writers (the reader checked it before handing out this
+    /// one), then reads this entry (one part, bounded by the part size) and has it parsed while
+    /// the writers work.
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        let mut batch = Vec::new();
-        let mut lines = LineReader::new(body);
-        while let Some(line) = lines.next_line().await? {
-            let record = parse_record(line, &entry.path)?;
-            // A page of the previous key (`more`) is appended, not counted again.
-            if !record.more {
-                if self.mode == RestoreMode::Merge {
-                    self.written.insert(key_hash(&record.key));
-                }
-                count_key(&mut self.stats, &record.key);
-                self.keys += 1;
-            }
-            batch.push(record);
-            if batch.len() == BATCH {
-                self.write_batch(std::mem::take(&mut batch)).await?;
-            }
+        if entry.size > MAX_PART {
+            bail!(
+                "{} has {} bytes; a Redis part may have at most {} MiB (FORMAT.md)",
+                entry.path,
+                entry.size,
+                MAX_PART >> 20
+            );
         }
-        if !batch.is_empty() {
-            self.write_batch(batch).await?;
-        }
+        self.writers()?.release().await?;
+        // One byte over the size: reading to the end then never doubles the buffer.
+        let mut bytes = Vec::with_capacity(entry.size as usize + 1);
+        body.take(MAX_PART + 1).read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
+        self.writers()?.parse(bytes, entry.path.clone(), count_key);
         Ok(())
     }
 
     async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {
-        let mut stats = std::mem::take(&mut self.stats);
-        stats.insert("keys".into(), self.keys);
+        let Tally { keys, mut stats, written } = match self.writers.as_mut() {
+            Some(writers) => writers.finish().await?,
+            None => Tally::default(),
+        };
+        if self.mode == RestoreMode::Merge {
+            self.written = written;
+        }
+        stats.insert("keys".into(), keys);
         Ok(stats)
     }
 
@@ -783,7 +728,7 @@ fn rdb_version(dump: &[u8]) -> Option<u16> {
 }
 
 /// A 64-bit hash of a key, to remember which keys a merge restore wrote in 8 bytes each.
-fn key_hash(key: &Blob) -> u64 {
+pub(crate) fn key_hash(key: &Blob) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);

@@ -377,3 +377,12 @@ pub async fn cutting_proxy_nth(target: String, nth: usize, limit: u64) -> u16 {
     });
     port
 }
+
+/// The codecs every round-trip test runs with (gzip the default, zstd the alternative).
+pub const CODECS: [ngbak::archive::compress::Codec; 2] =
+    [ngbak::archive::compress::Codec::Gzip, ngbak::archive::compress::Codec::Zstd];
+
+/// Backup options for `codec` at its default level, on two threads.
+pub fn compression(codec: ngbak::archive::compress::Codec) -> ngbak::archive::compress::Compression {
+    ngbak::archive::compress::Compression { codec, level: None, threads: 2 }
+}

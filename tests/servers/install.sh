@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need, into the project's .tools/ (idempotent; a no-op when
 # everything is there): Debian's redis-server (and python3-venv, curl), LocalStack (S3, EventBridge,
-# SQS, Secrets Manager) in host mode, and ArcadeDB (a Bolt graph database) from PyPI. `--with-deploy-tools` adds cfn-lint, the SAM
-# CLI and cargo-lambda for the infra checks; `--with-bench` the neo4j driver for `make bench`.
+# SQS, Secrets Manager) in host mode, and ArcadeDB (a Bolt graph database) from PyPI.
+# `--with-deploy-tools` adds cfn-lint, the SAM CLI and cargo-lambda for the infra checks;
+# `--with-bench` what `make bench` runs (pigz, and a venv with the neo4j driver, redis, boto3 and
+# matplotlib).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TOOLS=.tools
@@ -78,10 +80,11 @@ if [[ " $* " == *" --with-deploy-tools "* ]] && [ ! -f "$TOOLS/pytools/.ready" ]
   VIRTUAL_ENV="$TOOLS/pytools" "$UV" pip install -q aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2
   touch "$TOOLS/pytools/.ready"
 fi
-if [[ " $* " == *" --with-bench "* ]] && [ ! -f "$TOOLS/bench/.ready" ]; then
-  step "neo4j Python driver for the graph benchmark (pip)"
-  "$UV" venv -q "$TOOLS/bench"
-  VIRTUAL_ENV="$TOOLS/bench" "$UV" pip install -q neo4j==5.28.2
-  touch "$TOOLS/bench/.ready"
+if [[ " $* " == *" --with-bench "* ]] && [ ! -f "$TOOLS/bench/.ready-2" ]; then
+  step "bench: pigz (apt); neo4j driver, redis, boto3 (the seed-style baseline) and matplotlib (the chart) (pip)"
+  command -v pigz >/dev/null || apt_install pigz
+  [ -x "$TOOLS/bench/bin/python" ] || "$UV" venv -q "$TOOLS/bench"
+  VIRTUAL_ENV="$TOOLS/bench" "$UV" pip install -q neo4j==5.28.2 redis==6.4.0 boto3==1.40.0 matplotlib==3.10.6
+  touch "$TOOLS/bench/.ready-2"
 fi
 step "done"
