@@ -197,6 +197,14 @@ async fn probe_grpc(url: String, api_key: Option<String>) -> Result<Probe> {
 }
 
 async fn probe_dir(dir: std::path::PathBuf) -> Result<Probe> {
+    // A directory that does not exist yet is fine where its parent does: a restore creates it
+    // (a backup of it then fails, naming it).
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if tokio::fs::metadata(&dir).await.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        && tokio::fs::metadata(parent).await.is_ok_and(|m| m.is_dir())
+    {
+        return Ok(Probe { version: None, authenticated: false });
+    }
     let meta = tokio::fs::metadata(&dir).await.map_err(|e| anyhow!("cannot read {}: {e}", dir.display()))?;
     if !meta.is_dir() {
         return Err(anyhow!("{} is not a directory", dir.display()));

@@ -126,8 +126,37 @@ pub async fn run(cli: Cli) -> Result<()> {
             if !args.dry_run {
                 crate::check::preflight(store.as_ref(), &backends, &args.only).await?;
             }
-            let report =
-                restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store)).await?;
+            // One restore at a time per store, CLI and functions alike (the functions' lock).
+            let lock = if args.dry_run {
+                None
+            } else {
+                let holder = format!("ngbak restore {id} on {} (pid {})", host_name(), std::process::id());
+                let ttl = std::time::Duration::from_secs(6 * 3600);
+                match crate::store::lock::acquire_or_take_over(
+                    store.clone(),
+                    crate::store::lock::RESTORE_LOCK,
+                    &holder,
+                    ttl,
+                    args.force,
+                )
+                .await?
+                {
+                    Ok(lock) => Some(lock),
+                    Err(held) => anyhow::bail!(
+                        "another restore is running in {} ({}, lock expires {}); wait for it to finish, or take \
+                         over a lock left by a killed run with --force",
+                        store.url(),
+                        held.holder,
+                        held.expires_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "unknown".into())
+                    ),
+                }
+            };
+            let result =
+                restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store)).await;
+            if let Some(lock) = lock {
+                lock.release().await.ok();
+            }
+            let report = result?;
             emit(json, &report, || {
                 let verb = if report.dry_run { "would restore" } else { "restored" };
                 let mut s =
@@ -240,4 +269,8 @@ fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> 
         print!("{}", human());
     }
     Ok(())
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "this host".into())
 }

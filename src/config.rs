@@ -287,6 +287,10 @@ pub struct RestoreArgs {
     /// Do not back up what the restore will overwrite before writing (on by default).
     #[arg(long)]
     pub no_safety_backup: bool,
+    /// Take over the store's restore lock even when another restore holds it (for a lock left by
+    /// a run that was killed: check that no restore is running first).
+    #[arg(long)]
+    pub force: bool,
     /// `false` turns the safety backup off (for the functions); `--no-safety-backup` wins.
     #[arg(long, env = "NGBAK_SAFETY_BACKUP", hide = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub safety_backup: bool,

@@ -132,3 +132,46 @@ async fn a_secret_fills_only_what_is_not_given_directly() {
     assert_eq!(backends.qdrant_api_key.as_deref(), Some("qdrant-key-from-secret"), "a plain secret is the value");
     assert_eq!(backends.redis_url.as_deref(), Some("redis://given"), "a direct value wins; its ARN is not read");
 }
+
+/// One restore at a time per store: a CLI restore while another holds the store's restore lock is
+/// refused, naming the holder; `--force` takes a stale lock over.
+#[tokio::test]
+async fn a_restore_is_refused_while_another_holds_the_store_lock_and_force_takes_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store = local_store(&store_dir);
+    let summary = backup_sample(store.clone(), Default::default()).await.unwrap();
+    let held = ngbak::store::lock::acquire(
+        store.clone(),
+        ngbak::store::lock::RESTORE_LOCK,
+        "a restore function run",
+        std::time::Duration::from_secs(600),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let target = dir.path().join("restored");
+    let args = [
+        "--store",
+        store_dir.to_str().unwrap(),
+        "restore",
+        summary.backup_id.as_str(),
+        "--kv-dir",
+        target.to_str().unwrap(),
+    ];
+    let out = ngbak(&args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && stderr.contains("another restore is running")
+            && stderr.contains("a restore function run"),
+        "{stderr}"
+    );
+    assert!(!target.exists(), "the refused restore wrote something");
+    let out = ngbak(&[&args[..], &["--force"]].concat(), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(target.join("kv_store_full_docs.json").exists());
+    assert!(store.head(ngbak::store::lock::RESTORE_LOCK).await.unwrap().is_none(), "the lock was not released");
+    drop(held);
+}

@@ -43,9 +43,13 @@ pub async fn handle(config: &FunctionConfig, event: Value, time_left: Duration) 
     };
     let ttl = time_left + Duration::from_secs(60);
     let holder = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "ngbak restore".into());
-    let lock = match lock::acquire(store.clone(), &id.lock_key("restore"), &holder, ttl).await? {
+    let lock = match lock::acquire(store.clone(), lock::RESTORE_LOCK, &holder, ttl).await? {
         Ok(lock) => lock,
-        Err(held) => return Ok(ignored(Some(&id), &format!("a restore of {id} is already running ({})", held.holder))),
+        Err(held) => {
+            let why =
+                format!("a restore is already running in this store ({}); tag the archive again later", held.holder);
+            return Ok(ignored(Some(&id), &why));
+        }
     };
     let outcome = restore_locked(config, store.clone(), &id, from_tag, time_left).await;
     lock.release().await.ok();

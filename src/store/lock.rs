@@ -34,6 +34,29 @@ pub struct Held {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// The store-wide restore lock: one restore at a time per store, whoever runs it (CLI, function,
+/// container task), since restores of different backups may write the same targets.
+pub const RESTORE_LOCK: &str = "ngbak-restore.lock";
+
+/// Like [`acquire`]; with `force`, a lock that is held is taken over (for one left by a run that
+/// was killed before its expiry), naming its holder in the log.
+pub async fn acquire_or_take_over(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+    force: bool,
+) -> Result<Result<Lock, Held>> {
+    match acquire(store.clone(), key, holder, ttl).await? {
+        Err(held) if force => {
+            tracing::warn!(lock = key, old_holder = %held.holder, "taking over the lock (--force)");
+            store.delete(key).await?;
+            acquire(store, key, holder, ttl).await
+        }
+        other => Ok(other),
+    }
+}
+
 /// Tries to take the lock at `key` for `ttl`. An expired lock is removed and taken over.
 pub async fn acquire(
     store: Arc<dyn ObjectStore>,
