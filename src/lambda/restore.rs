@@ -24,8 +24,18 @@ pub const FAILED: &str = "failed";
 
 /// Handles one event; `time_left` bounds how long the lock is held if this run dies.
 pub async fn handle(config: &FunctionConfig, event: Value, time_left: Duration) -> Result<Value> {
-    let request = parse_restore_event(&event)?;
     let store = config.store.open().await?;
+    handle_in(config, store, event, time_left).await
+}
+
+/// [`handle`] with the store already open.
+async fn handle_in(
+    config: &FunctionConfig,
+    store: Arc<dyn ObjectStore>,
+    event: Value,
+    time_left: Duration,
+) -> Result<Value> {
+    let request = parse_restore_event(&event)?;
     let (id, from_tag) = match request {
         RestoreRequest::Ignore(reason) => return Ok(ignored(None, &reason)),
         RestoreRequest::Direct { backup_id } => (backup_id, false),
@@ -144,5 +154,93 @@ async fn restore_locked(
             emit_metrics(&ns, &[("Function", "restore")], &[("Failures", "Count", 1.0)]);
             Err(e.context(format!("restore of {id} failed; see {}", id.report_key())))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::local::LocalStore;
+    use crate::store::{GetObject, ObjectMeta, Upload};
+    use bytes::Bytes;
+    use clap::Parser;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// Test double for an S3 bucket whose GetObjectTagging fails (S3 cannot be made to refuse one
+    /// call on demand here): a directory store that answers as `s3://ngbak-test/`, keeps tags in
+    /// memory, and fails every tag read.
+    struct TagReadFailsDouble {
+        inner: LocalStore,
+        tags: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for TagReadFailsDouble {
+        fn url(&self) -> String {
+            "s3://ngbak-test/".into()
+        }
+        async fn put(&self, key: &str, body: Bytes) -> Result<()> {
+            self.inner.put(key, body).await
+        }
+        async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
+            self.inner.put_if_absent(key, body).await
+        }
+        async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
+            self.inner.start_upload(key).await
+        }
+        async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject> {
+            self.inner.get(key, if_match).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+            self.inner.head(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key).await
+        }
+        async fn get_tags(&self, key: &str) -> Result<BTreeMap<String, String>> {
+            anyhow::bail!("GetObjectTagging of {key} failed: AccessDenied (injected by the test double)")
+        }
+        async fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+            self.tags.lock().unwrap().insert(key.to_string(), tags.clone());
+            Ok(())
+        }
+        async fn presign_get(&self, key: &str, expires: Duration) -> Result<String> {
+            self.inner.presign_get(key, expires).await
+        }
+        async fn pending_uploads(&self) -> Result<Vec<String>> {
+            self.inner.pending_uploads().await
+        }
+        async fn is_locked(&self, key: &str) -> Result<bool> {
+            self.inner.is_locked(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn tags_that_cannot_be_read_are_never_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let double = Arc::new(TagReadFailsDouble {
+            inner: LocalStore::new(dir.path().to_str().unwrap()).unwrap(),
+            tags: Mutex::new(BTreeMap::new()),
+        });
+        let id: BackupId = "snapshot_2026-11-23T03-00-00Z".parse().unwrap();
+        double.inner.put(&id.archive_key(), Bytes::from_static(b"not read")).await.unwrap();
+        let config = FunctionConfig::try_parse_from(["ngbak-restore", "--store", "s3://ngbak-test/"]).unwrap();
+        // A direct invocation: before the fix, the failed read became an empty tag set, and the
+        // status was written over the archive's other tags.
+        let event = serde_json::json!({ "backup_id": id });
+        let _ = handle_in(&config, double.clone(), event, Duration::from_secs(60)).await;
+        assert!(double.tags.lock().unwrap().is_empty(), "tags were written: {:?}", double.tags.lock().unwrap());
+        // A tag-triggered one fails clearly and changes no tag.
+        let event = serde_json::json!({
+            "source": "aws.s3", "detail-type": "Object Tags Added",
+            "detail": { "bucket": { "name": "ngbak-test" }, "object": { "key": id.archive_key() } }
+        });
+        let err = handle_in(&config, double.clone(), event, Duration::from_secs(60)).await.unwrap_err();
+        assert!(format!("{err:#}").contains("AccessDenied"), "{err:#}");
+        assert!(double.tags.lock().unwrap().is_empty());
     }
 }
