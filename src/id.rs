@@ -25,7 +25,8 @@ impl BackupId {
     /// The id of the safety backup taken at `time` before restoring `restored`.
     pub fn safety_for(restored: &BackupId, time: DateTime<Utc>) -> Self {
         let name: String = restored.0.chars().take(90).collect();
-        BackupId(format!("{SAFETY_PREFIX}{name}_{}", time.format("%Y-%m-%dT%H-%M-%SZ")))
+        // Milliseconds: two restores of one backup within a second each get their own.
+        BackupId(format!("{SAFETY_PREFIX}{name}_{}", time.format("%Y-%m-%dT%H-%M-%S-%3fZ")))
     }
 
     /// Whether this is the id of a safety backup.

@@ -273,7 +273,11 @@ async fn take_safety_backup(
         tracing::info!(backup_id = %id, "no safety backup: the targets hold nothing yet");
         return Ok(None);
     }
-    let safety_id = BackupId::safety_for(id, chrono::Utc::now());
+    let mut safety_id = BackupId::safety_for(id, chrono::Utc::now());
+    while store_has(safety.store.as_ref(), &safety_id).await? {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        safety_id = BackupId::safety_for(id, chrono::Utc::now());
+    }
     tracing::info!(backup_id = %id, safety_backup = %safety_id, "backing up what the restore will overwrite");
     let options = BackupOptions {
         id: Some(safety_id.clone()),
@@ -297,6 +301,10 @@ struct Verified<'a> {
     id: &'a BackupId,
     sidecar: &'a Sidecar,
     etag: Option<&'a str>,
+}
+
+async fn store_has(store: &dyn ObjectStore, id: &BackupId) -> Result<bool> {
+    Ok(store.head(&id.sidecar_key()).await?.is_some() || store.head(&id.archive_key()).await?.is_some())
 }
 
 /// The write pass and the read-back check; returns the seconds the check took. An error says
