@@ -210,17 +210,7 @@ impl QdrantExporter {
         let mut parts = out.ndjson(&format!("{folder}/points"));
         let mut offset = None;
         loop {
-            let page = grpc
-                .scroll(ScrollPoints {
-                    collection_name: c.to_string(),
-                    limit: Some(PAGE),
-                    offset: offset.take(),
-                    with_payload: Some(true.into()),
-                    with_vectors: Some(true.into()),
-                    ..Default::default()
-                })
-                .await
-                .with_context(|| format!("Qdrant gRPC scroll of {c}"))?;
+            let page = scroll_page(grpc, c, offset.take()).await?;
             for point in &page.result {
                 let record = record_of(point).with_context(|| format!("a point of {c}"))?;
                 digest.add(&canonical(c, &record));
@@ -234,6 +224,24 @@ impl QdrantExporter {
         let points = parts.finish().await?;
         Ok((points, json!({ "mode": "points", "points": points, "vectors": summary })))
     }
+}
+
+/// One page of a collection's points, with vectors and payload (export and read-back).
+async fn scroll_page(
+    grpc: &Qdrant,
+    collection: &str,
+    offset: Option<qdrant_client::qdrant::PointId>,
+) -> Result<qdrant_client::qdrant::ScrollResponse> {
+    grpc.scroll(ScrollPoints {
+        collection_name: collection.to_string(),
+        limit: Some(PAGE),
+        offset,
+        with_payload: Some(true.into()),
+        with_vectors: Some(true.into()),
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("Qdrant gRPC scroll of {collection}"))
 }
 
 /// A point's canonical form for the content digest (FORMAT.md): the archived collection name and
@@ -665,18 +673,7 @@ impl Restorer for QdrantRestorer {
             let target = self.target(&c);
             let mut offset = None;
             loop {
-                let page = self
-                    .grpc()?
-                    .scroll(ScrollPoints {
-                        collection_name: target.clone(),
-                        limit: Some(PAGE),
-                        offset: offset.take(),
-                        with_payload: Some(true.into()),
-                        with_vectors: Some(true.into()),
-                        ..Default::default()
-                    })
-                    .await
-                    .with_context(|| format!("Qdrant gRPC: reading back {target}"))?;
+                let page = scroll_page(self.grpc()?, &target, offset.take()).await?;
                 for point in &page.result {
                     let record = record_of(point).with_context(|| format!("a point of {target}"))?;
                     if !merge || self.written.contains(&point_hash(&c, &record.id)) {
