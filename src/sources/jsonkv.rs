@@ -6,14 +6,14 @@
 //! temporary name, checks its SHA-256, fsyncs and renames it into place.
 
 use super::{namespace_stat, EntrySender, Exporter, RestoreMode, Restorer};
-use crate::archive::hashing::Tally;
+use crate::archive::hashing::HashingReader;
 use crate::archive::{BackendManifest, EntryBody, EntryRecord};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncRead;
 
 pub const NAME: &str = "jsonkv";
 
@@ -285,16 +285,7 @@ impl Restorer for WorkdirRestorer {
         each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
     ) -> Result<()> {
         let (name, _) = file_of(entry)?;
-        let mut tally = Tally::default();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = body.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            tally.update(&buf[..n]);
-        }
-        let (sha256, size) = tally.finish();
+        let (sha256, size) = copy_hashed(body, &mut tokio::io::sink()).await?;
         each(&canonical(&name, &sha256, size));
         Ok(())
     }
@@ -308,20 +299,9 @@ impl Restorer for WorkdirRestorer {
                 continue;
             }
             let path = self.dir.join(&name);
-            let (sha256, size) = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
-                let mut tally = Tally::default();
-                let mut file =
-                    std::fs::File::open(&path).with_context(|| format!("reading back {}", path.display()))?;
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = std::io::Read::read(&mut file, &mut buf)?;
-                    if n == 0 {
-                        return Ok(tally.finish());
-                    }
-                    tally.update(&buf[..n]);
-                }
-            })
-            .await??;
+            let mut file =
+                tokio::fs::File::open(&path).await.with_context(|| format!("reading back {}", path.display()))?;
+            let (sha256, size) = copy_hashed(&mut file, &mut tokio::io::sink()).await?;
             each(&canonical(&name, &sha256, size));
         }
         Ok(true)
@@ -379,20 +359,20 @@ fn canonical(name: &str, sha256: &str, size: u64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "file": name, "sha256": sha256, "size": size })).expect("serialises")
 }
 
+/// Copies `from` into `to`, returning the SHA-256 and size of what passed.
+async fn copy_hashed(
+    from: &mut (dyn AsyncRead + Send + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> Result<(String, u64)> {
+    let mut hashing = HashingReader::new(from);
+    tokio::io::copy(&mut hashing, to).await?;
+    Ok(hashing.into_tally().finish())
+}
+
 /// Copies `body` into a new file at `path`, checks size and SHA-256 against `entry`, fsyncs.
 async fn write_checked(path: &Path, body: &mut (dyn AsyncRead + Send + Unpin), entry: &EntryRecord) -> Result<()> {
     let mut file = tokio::fs::File::create(path).await?;
-    let mut tally = Tally::default();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = body.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        tally.update(&buf[..n]);
-        file.write_all(&buf[..n]).await?;
-    }
-    let (sha256, size) = tally.finish();
+    let (sha256, size) = copy_hashed(body, &mut file).await?;
     if sha256 != entry.sha256 || size != entry.size {
         bail!("the bytes read do not match the manifest (SHA-256 {sha256}, expected {})", entry.sha256);
     }
