@@ -3,7 +3,7 @@
 use crate::config::{BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
 use crate::id::BackupId;
 use crate::pipeline::retention::{self, KeepPolicy};
-use crate::pipeline::{backup, catalog, restore};
+use crate::pipeline::{backup, catalog, cleanup, import, restore};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -16,6 +16,10 @@ pub struct Cli {
     pub store: StoreArgs,
     #[command(flatten)]
     pub net: crate::net::NetArgs,
+    /// Seconds the job may run (container tasks: set it below the task's stop timeout budget);
+    /// then it stops cleanly, as on SIGTERM. Locks are never claimed past it.
+    #[arg(long, env = "NGBAK_MAX_DURATION", global = true)]
+    pub max_duration: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,9 +63,44 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Read a whole backup and check it against its sidecar, entry by entry.
+    /// Read a whole backup and check it against its sidecar, entry by entry; or, with --file, a
+    /// standalone archive (a path or an https URL) against its own manifest, without a store.
     Verify {
-        id: BackupId,
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        id: Option<BackupId>,
+        /// A standalone .ngbak archive: a file, or an http(s) URL such as one from `ngbak presign`.
+        #[arg(long)]
+        file: Option<String>,
+        /// The whole file's expected SHA-256 (e.g. from the backup's sidecar or `ngbak list --json`);
+        /// without it, every entry and the structure are checked, not the file as a whole.
+        #[arg(long, requires = "file")]
+        sha256: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a standalone archive, then store it with its sidecar so that it can be listed,
+    /// verified and restored like any backup. SOURCE: a file, an http(s) URL, or the id of an
+    /// archive put into the store by hand (only its sidecar is written then).
+    Import {
+        source: String,
+        /// The backup id the archive must hold (its id is written inside it and cannot change).
+        #[arg(long)]
+        id: Option<BackupId>,
+        /// The whole file's expected SHA-256.
+        #[arg(long)]
+        sha256: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Abort pending uploads and remove expired locks left by runs that were killed (never what a
+    /// live run holds).
+    Cleanup {
+        /// Only uploads started at least this many seconds ago are aborted.
+        #[arg(long, default_value_t = 3600)]
+        older_than: u64,
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -101,6 +140,13 @@ pub enum Command {
 /// Runs the CLI; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<()> {
     cli.net.apply()?;
+    let max_duration = cli.max_duration.map(Duration::from_secs);
+    let _job = crate::stop::begin_job(max_duration, "the job (--max-duration)");
+    if let Command::Verify { file: Some(file), sha256, json, .. } = &cli.command {
+        let source = import::ArchiveSource::parse(file)?;
+        let (_, report) = import::verify_file(&source, sha256.as_deref(), None).await?;
+        return emit(*json, &report, || standalone_line("is intact", &report));
+    }
     let store = cli.store.open().await?;
     match cli.command {
         Command::Backup { id, only, mut backends, tuning, json } => {
@@ -131,12 +177,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 None
             } else {
                 let holder = format!("ngbak restore {id} on {} (pid {})", host_name(), std::process::id());
-                let ttl = std::time::Duration::from_secs(6 * 3600);
                 match crate::store::lock::acquire_or_take_over(
                     store.clone(),
                     crate::store::lock::RESTORE_LOCK,
                     &holder,
-                    ttl,
+                    crate::store::lock::LEASE,
                     args.force,
                 )
                 .await?
@@ -151,8 +196,22 @@ pub async fn run(cli: Cli) -> Result<()> {
                     ),
                 }
             };
+            let started_at = chrono::Utc::now();
             let result =
                 restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store)).await;
+            if !args.dry_run {
+                // The same report object the restore function writes, also when the restore failed.
+                let doc = restore::outcome_document(&id, &result, started_at, "cli");
+                let written = store.put(&id.report_key(), bytes::Bytes::from(serde_json::to_vec_pretty(&doc)?)).await;
+                if let Err(e) = written {
+                    tracing::warn!("could not write the restore report {}: {e:#}", id.report_key());
+                } else if result.is_err() {
+                    eprintln!("ngbak: the restore's report is {} in {}", id.report_key(), store.url());
+                }
+                if json && result.is_err() {
+                    println!("{doc}");
+                }
+            }
             if let Some(lock) = lock {
                 lock.release().await.ok();
             }
@@ -176,8 +235,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 if let Some(safety) = &report.safety_backup {
                     s += &format!(
-                        "safety backup of what was overwritten: {safety} (roll back: ngbak restore {safety} \
-                         --kv-mode replace --graph-mode replace --vector-mode replace)\n"
+                        "safety backup of what was overwritten: {safety} (roll back: {})\n",
+                        restore::rollback_command(safety)
                     );
                 }
                 s
@@ -201,7 +260,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 s
-            })
+            })?;
+            if !json {
+                let leftovers = cleanup::find(store.as_ref(), Duration::from_secs(3600)).await?;
+                print!("{}", leftovers_text(&leftovers));
+            }
+            Ok(())
         }
         Command::Inspect { id, json } => {
             let sidecar = catalog::inspect(store.as_ref(), &id).await?;
@@ -212,13 +276,46 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Verify { id, json } => {
+        Command::Verify { id, json, .. } => {
+            let id = id.expect("clap requires an id without --file");
             let (_, report) = restore::verify(store.as_ref(), &id).await?;
             emit(json, &report, || {
                 format!(
                     "backup {} is intact: {} entries, {} bytes, sha256 {}\n",
                     report.backup_id, report.entries, report.archive_bytes, report.archive_sha256
                 )
+            })
+        }
+        Command::Import { source, id, sha256, json } => {
+            let source = import::ArchiveSource::parse(&source)?;
+            let report = import::import(&store, &source, id.as_ref(), sha256.as_deref()).await?;
+            emit(json, &report, || standalone_line("was verified and imported", &report))
+        }
+        Command::Cleanup { older_than, dry_run, json } => {
+            let report = cleanup::cleanup(store.as_ref(), Duration::from_secs(older_than), dry_run).await?;
+            emit(json, &report, || {
+                let verb = if report.dry_run { "would abort" } else { "aborted" };
+                let mut s = String::new();
+                for u in &report.aborted_uploads {
+                    s += &format!("{verb} pending upload {} (started {})\n", u.key, when(u.started));
+                }
+                let verb = if report.dry_run { "would remove" } else { "removed" };
+                for l in &report.removed_locks {
+                    s += &format!(
+                        "{verb} expired lock {} (held by {}, expired {})\n",
+                        l.key,
+                        l.holder,
+                        when(l.expires_at)
+                    );
+                }
+                if report.aborted_uploads.is_empty() && report.removed_locks.is_empty() {
+                    s += "nothing to clean up\n";
+                }
+                if !report.kept.is_empty() {
+                    s += "left alone:\n";
+                    s += &leftovers_text(&report.kept);
+                }
+                s
             })
         }
         Command::Delete { id } => {
@@ -249,12 +346,56 @@ pub async fn run(cli: Cli) -> Result<()> {
             anyhow::ensure!(failed == 0, "{failed} of {} checks failed (see above)", report.checks.len());
             Ok(())
         }
-        Command::Job(job) => crate::runner::job::run(job).await,
+        Command::Job(job) => crate::runner::job::run(job, max_duration).await,
         Command::Presign { id, expires } => {
             println!("{}", store.presign_get(&id.archive_key(), Duration::from_secs(expires)).await?);
             Ok(())
         }
     }
+}
+
+fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "at an unknown time".into())
+}
+
+/// Pending uploads and locks, for `list` and `cleanup`.
+fn leftovers_text(l: &cleanup::Leftovers) -> String {
+    let mut s = String::new();
+    if !l.pending_uploads.is_empty() {
+        s += "pending uploads (not backups; `ngbak cleanup` aborts those no run holds):\n";
+        for p in &l.pending_uploads {
+            let note = p
+                .kept_because
+                .as_deref()
+                .map(|w| format!(" — {w}"))
+                .unwrap_or_else(|| " — left by a run that stopped".into());
+            s += &format!("  {} started {}{note}\n", p.upload.key, when(p.upload.started));
+        }
+    }
+    if !l.locks.is_empty() {
+        s += "locks:\n";
+        for k in &l.locks {
+            let state = if k.expired { "EXPIRED (stale; `ngbak cleanup` removes it)" } else { "held" };
+            s += &format!("  {} {state} by {} until {}\n", k.key, k.holder, when(k.expires_at));
+        }
+    }
+    s
+}
+
+fn standalone_line(what: &str, r: &import::StandaloneReport) -> String {
+    let mut s = format!(
+        "archive {} (backup {}) {what}: {} entries checked against its manifest, {} bytes, sha256 {}{}\n",
+        r.source,
+        r.backup_id,
+        r.entries,
+        r.archive_bytes,
+        r.archive_sha256,
+        if r.whole_file_checked { " (as expected)" } else { " (pass --sha256 to check the whole file too)" }
+    );
+    if let Some(to) = &r.imported_to {
+        s += &format!("stored as {to}; restore it with `ngbak restore {}`\n", r.backup_id);
+    }
+    s
 }
 
 fn stats_line(stats: &std::collections::BTreeMap<String, u64>) -> String {

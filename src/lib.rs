@@ -16,5 +16,6 @@ pub mod progress;
 pub mod runner;
 pub mod secrets;
 pub mod sources;
+pub mod stop;
 pub mod store;
 pub mod telemetry;

@@ -4,37 +4,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-use std::process::{Command, Output};
-
-/// Runs the real `ngbak` binary with the servers' AWS settings and no backend settings inherited.
-fn ngbak(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ngbak"));
-    for inherited in [
-        "NGBAK_STORE",
-        "REDIS_URL",
-        "REDIS_URL_SECRET_ARN",
-        "NGBAK_KV_DIR",
-        "NEO4J_URI",
-        "NEO4J_PASSWORD",
-        "NEO4J_PASSWORD_SECRET_ARN",
-        "QDRANT_URL",
-        "QDRANT_API_KEY",
-        "QDRANT_API_KEY_SECRET_ARN",
-    ] {
-        cmd.env_remove(inherited);
-    }
-    cmd.env("AWS_ENDPOINT_URL", s3_endpoint()).env("RUST_LOG", "warn").args(args).envs(envs.iter().copied());
-    cmd.output().expect("running the ngbak binary")
-}
-
-/// The one JSON document a `--json` run prints, after checking that it succeeded.
-fn json_of(out: &Output) -> Value {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ngbak failed ({}): {stderr}", out.status);
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 async fn secrets_client() -> aws_sdk_secretsmanager::Client {
     let shared =

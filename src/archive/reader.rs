@@ -171,12 +171,7 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
     let mut manifest_seen = false;
     while let Some(entry) = entries.next().await {
         let mut entry = entry.map_err(|e| fault(anyhow!(e).context("undecodable archive data")))?;
-        let path = String::from_utf8(entry.path_bytes().map_err(|e| fault(e.into()))?.into_owned())
-            .map_err(|_| fault(anyhow!("entry name is not UTF-8")))?;
-        if entry.header().entry_type() != tokio_tar::EntryType::Regular {
-            return Err(fault(anyhow!("entry {path:?} is a {:?}, not a regular file", entry.header().entry_type())));
-        }
-        check_entry_path(&path).map_err(fault)?;
+        let path = checked_path(&entry).map_err(fault)?;
         if manifest_seen {
             return Err(fault(anyhow!("entry {path:?} follows the closing manifest")));
         }
@@ -234,6 +229,124 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
         return Err(fault(anyhow!("entries listed in the manifest are missing: {}", missing.join(", "))));
     }
     Ok(seen.len())
+}
+
+/// An entry's name, refused unless it is UTF-8, safe ([`check_entry_path`]) and a regular file.
+fn checked_path<R: AsyncRead + Unpin>(entry: &tokio_tar::Entry<R>) -> Result<String> {
+    let path = String::from_utf8(entry.path_bytes()?.into_owned()).map_err(|_| anyhow!("entry name is not UTF-8"))?;
+    if entry.header().entry_type() != tokio_tar::EntryType::Regular {
+        bail!("entry {path:?} is a {:?}, not a regular file", entry.header().entry_type());
+    }
+    check_entry_path(&path)?;
+    Ok(path)
+}
+
+/// Reads a standalone archive (one without its sidecar, e.g. downloaded and kept elsewhere) and
+/// proves it against its own closing manifest: every entry's size and SHA-256, the header, the
+/// order, nothing missing or extra, and, when `expected_sha256` is given, the whole file. Returns
+/// the sidecar that describes it. `shown` names the source in messages.
+pub async fn read_standalone(
+    raw: Box<dyn AsyncRead + Send + Unpin>,
+    shown: &str,
+    expected_sha256: Option<&str>,
+) -> Result<Sidecar> {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let pump = tokio::spawn(pump_and_hash(raw, tx));
+    let decoded = StreamReader::new(ReceiverStream::new(rx).map(Ok::<_, std::io::Error>));
+    let walked = walk_standalone(decoded).await;
+    let (sha256, size) =
+        pump.await.context("archive reader task failed")?.with_context(|| format!("reading {shown}"))?.finish();
+    let invalid = |reason: anyhow::Error| {
+        anyhow!("archive {shown} cannot be trusted: {reason:#}. It is damaged, incomplete or not an ngbak archive; nothing was changed")
+    };
+    if let Some(expected) = expected_sha256 {
+        if !sha256.eq_ignore_ascii_case(expected.trim()) {
+            let detail = match &walked {
+                Err(e) => format!(" (while decoding: {e:#})"),
+                Ok(_) => String::new(),
+            };
+            return Err(invalid(anyhow!(
+                "its SHA-256 is {sha256} ({size} bytes), not the {expected} it was expected to have{detail}"
+            )));
+        }
+    }
+    let manifest = walked.map_err(invalid)?;
+    let archive = super::ArchiveDigest { key: manifest.backup_id.archive_key(), size, sha256 };
+    Ok(Sidecar { manifest, archive })
+}
+
+/// The walk of [`read_standalone`]: hashes each entry, then checks them all against the manifest
+/// that closes the archive.
+async fn walk_standalone<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
+    compressed: R,
+) -> Result<crate::archive::Manifest> {
+    let mut archive = tokio_tar::Archive::new(super::compress::decoder(compressed).await?);
+    let mut entries = archive.entries()?;
+    let mut header: Option<ArchiveHeader> = None;
+    let mut manifest: Option<crate::archive::Manifest> = None;
+    let mut seen: std::collections::HashMap<String, (String, u64)> = Default::default();
+    while let Some(entry) = entries.next().await {
+        let mut entry = entry.map_err(|e| anyhow!(e).context("undecodable archive data"))?;
+        let path = checked_path(&entry)?;
+        if manifest.is_some() {
+            bail!("entry {path:?} follows the closing manifest");
+        }
+        let size = entry.effective_size();
+        if header.is_none() {
+            if path != HEADER_PATH {
+                bail!("the first entry must be {HEADER_PATH}, found {path:?}: this is not an ngbak archive");
+            }
+            let h: ArchiveHeader = read_json(&mut entry, size).await?;
+            if h.format != FORMAT_NAME || h.format_version != FORMAT_VERSION {
+                bail!(
+                    "format {} v{} is not supported by this ngbak (it reads {FORMAT_NAME} v{FORMAT_VERSION}); use a newer ngbak",
+                    h.format,
+                    h.format_version
+                );
+            }
+            header = Some(h);
+            continue;
+        }
+        if path == HEADER_PATH {
+            bail!("entry {HEADER_PATH:?} appears twice");
+        }
+        if path == MANIFEST_PATH {
+            manifest = Some(read_json(&mut entry, size).await?);
+            continue;
+        }
+        if seen.contains_key(&path) {
+            bail!("entry {path:?} appears twice");
+        }
+        let mut hashing = HashingReader::new(&mut entry);
+        tokio::io::copy(&mut hashing, &mut tokio::io::sink())
+            .await
+            .with_context(|| format!("reading entry {path:?}"))?;
+        let (sha256, read) = hashing.into_tally().finish();
+        seen.insert(path, (sha256, read));
+    }
+    drop(entries);
+    // Without a whole-file hash to compare, read the compressed stream to its very end, so that
+    // the codec's own checks (gzip CRC, zstd checksum) cover the tail too; a tar ends in zeros.
+    if let Ok(mut rest) = archive.into_inner() {
+        let mut tail = Vec::new();
+        (&mut rest).take(1 << 20).read_to_end(&mut tail).await.context("reading the end of the archive")?;
+        if tail.iter().any(|b| *b != 0) || rest.read_u8().await.is_ok() {
+            bail!("data follows the end of the archive");
+        }
+    }
+    let header = header.ok_or_else(|| anyhow!("the archive is empty: it holds no {HEADER_PATH}"))?;
+    let manifest = manifest.ok_or_else(|| anyhow!("the archive ends before its manifest (truncated)"))?;
+    if manifest.backup_id != header.backup_id {
+        bail!("the archive header names backup {}, its manifest {}", header.backup_id, manifest.backup_id);
+    }
+    if seen.len() != manifest.entries.len() {
+        bail!("the archive holds {} data entries, its manifest lists {}", seen.len(), manifest.entries.len());
+    }
+    for (path, found) in seen {
+        let record = manifest.entry(&path).ok_or_else(|| anyhow!("entry {path:?} is not listed in the manifest"))?;
+        check_entry_digest(&path, record, found)?;
+    }
+    Ok(manifest)
 }
 
 fn check_entry_digest(path: &str, record: &EntryRecord, (sha256, read): (String, u64)) -> Result<()> {

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 async fn main() -> Result<(), lambda_runtime::Error> {
     ngbak::net::tls::install_crypto_provider();
     ngbak::telemetry::init_logging(true);
+    ngbak::stop::install_signal_handlers();
     let config = Arc::new(tokio::sync::RwLock::new(ngbak::lambda::FunctionConfig::from_env().await?));
     ngbak::lambda::serve(move |event, ctx| {
         let config = config.clone();

@@ -11,11 +11,15 @@ async fn main() -> std::process::ExitCode {
     ngbak::net::tls::install_crypto_provider();
     ngbak::telemetry::init_logging(false);
     let cli = ngbak::cli::Cli::parse();
+    ngbak::stop::install_signal_handlers();
     match ngbak::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", ngbak::net::scrub(&format!("{e:#}")));
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<ngbak::stop::Stopped>() {
+                Some(stopped) => std::process::ExitCode::from(stopped.exit_code()),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ pub async fn handle(config: &FunctionConfig, event: Value) -> Result<Value> {
 /// to a Fargate task (`crate::runner`).
 pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std::time::Duration) -> Result<Value> {
     let request = parse_backup_event(&event)?;
+    // Stop cleanly (abort the upload, release the lock) before the function is killed.
+    let _job = crate::stop::begin_job(Some(time_left.saturating_sub(std::time::Duration::from_secs(20))), "the backup");
     let store = config.store.open().await?;
     let handoff =
         crate::runner::handoff::backup(store.as_ref(), request.backup_id.as_ref(), &request.backends, time_left);

@@ -8,7 +8,7 @@
 use super::events::{parse_restore_event, RestoreRequest};
 use super::FunctionConfig;
 use crate::id::BackupId;
-use crate::pipeline::restore::run_restore;
+use crate::pipeline::restore::{outcome_document, run_restore};
 use crate::store::{lock, ObjectStore};
 use crate::telemetry::{emit_metrics, metrics_namespace};
 use anyhow::{Context, Result};
@@ -21,6 +21,9 @@ use std::time::Duration;
 pub const RUNNING: &str = "running";
 pub const COMPLETED: &str = "completed";
 pub const FAILED: &str = "failed";
+
+/// Time kept back from the function's deadline to report, tag and release after a stop.
+const STOP_MARGIN: Duration = Duration::from_secs(30);
 
 /// Handles one event; `time_left` bounds how long the lock is held if this run dies.
 pub async fn handle(config: &FunctionConfig, event: Value, time_left: Duration) -> Result<Value> {
@@ -51,9 +54,10 @@ async fn handle_in(
             (id, true)
         }
     };
-    let ttl = time_left + Duration::from_secs(60);
+    // Stop cleanly before the function is killed: the report, the tag and the lock need a moment.
+    let _job = crate::stop::begin_job(Some(time_left.saturating_sub(STOP_MARGIN)), "the restore");
     let holder = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "ngbak restore".into());
-    let lock = match lock::acquire(store.clone(), lock::RESTORE_LOCK, &holder, ttl).await? {
+    let lock = match lock::acquire(store.clone(), lock::RESTORE_LOCK, &holder, lock::LEASE).await? {
         Ok(lock) => lock,
         Err(held) => {
             let why =
@@ -124,15 +128,8 @@ async fn restore_locked(
         Ok(None) => run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await,
         Err(e) => Err(e),
     };
-    let (status, body) = match &result {
-        Ok(report) => (COMPLETED, json!({ "status": COMPLETED, "report": report })),
-        Err(e) => (FAILED, json!({ "status": FAILED, "error": format!("{e:#}") })),
-    };
-    let mut report = body;
-    report["backup_id"] = json!(id);
-    report["started_at"] = json!(started_at);
-    report["finished_at"] = json!(Utc::now());
-    report["trigger"] = json!(if from_tag { "tag" } else { "invoke" });
+    let status = if result.is_ok() { COMPLETED } else { FAILED };
+    let mut report = outcome_document(id, &result, started_at, if from_tag { "tag" } else { "invoke" });
     store
         .put(&id.report_key(), Bytes::from(serde_json::to_vec_pretty(&report)?))
         .await
@@ -211,8 +208,11 @@ mod tests {
         async fn presign_get(&self, key: &str, expires: Duration) -> Result<String> {
             self.inner.presign_get(key, expires).await
         }
-        async fn pending_uploads(&self) -> Result<Vec<String>> {
+        async fn pending_uploads(&self) -> Result<Vec<crate::store::PendingUpload>> {
             self.inner.pending_uploads().await
+        }
+        async fn abort_pending(&self, upload: &crate::store::PendingUpload) -> Result<()> {
+            self.inner.abort_pending(upload).await
         }
         async fn is_locked(&self, key: &str) -> Result<bool> {
             self.inner.is_locked(key).await

@@ -117,3 +117,9 @@ pub fn qdrant_grpc(url: &str, api_key: Option<String>) -> Result<qdrant_client::
         .build()
         .map_err(|e| anyhow!("cannot set up the Qdrant gRPC client for {}: {}", redact_url(url), scrub(&e.to_string())))
 }
+
+/// A plain HTTPS client for downloads (`ngbak import <URL>`): the same trust, connect timeout
+/// and between-bytes read timeout as every other client.
+pub fn http() -> Result<reqwest::Client> {
+    qdrant_http().context("cannot set up the HTTPS client")
+}

@@ -18,7 +18,7 @@ use futures::SinkExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::BufWriter;
 use tokio::sync::mpsc;
 use tokio_util::io::{CopyToBytes, SinkWriter};
@@ -71,10 +71,6 @@ pub struct BackupSummary {
 #[error("backup {0} already exists in the store; choose another id, or delete it first")]
 pub struct AlreadyExists(pub BackupId);
 
-/// Lock lifetime: longer than any Lambda run (15 min); container tasks renew nothing, so a
-/// backup that outlives it may race a second one with the same id.
-const LOCK_TTL: Duration = Duration::from_secs(6 * 3600);
-
 pub async fn run_backup(
     store: Arc<dyn ObjectStore>,
     exporters: Vec<Box<dyn Exporter>>,
@@ -90,7 +86,7 @@ pub async fn run_backup(
         return Err(AlreadyExists(id).into());
     }
     let holder = format!("backup on {}", hostname());
-    let lock = match lock::acquire(store.clone(), &id.lock_key("backup"), &holder, LOCK_TTL).await? {
+    let lock = match lock::acquire(store.clone(), &id.lock_key("backup"), &holder, lock::LEASE).await? {
         Ok(lock) => lock,
         Err(held) => bail!("another backup with id {id} is running ({}); not starting a second one", held.holder),
     };
@@ -129,13 +125,24 @@ async fn backup_locked(
         }
         anyhow::Ok(())
     };
-    let (produced, pumped) = tokio::join!(produce, pump);
+    // A stop (signal, deadline) drops the work in hand and takes the failure path: abort.
+    let (produced, pumped) = match crate::stop::or_stop(async { Ok(tokio::join!(produce, pump)) }).await {
+        Ok(both) => both,
+        Err(stopped) => (Err(stopped), Ok(())),
+    };
     progress.finish();
+    let produced = match produced {
+        Ok(_) if crate::stop::requested() => Err(crate::stop::stopped_error().into()),
+        other => other,
+    };
     let (manifest, sha256, size) = match (produced, pumped) {
         (Ok(done), Ok(())) => done,
         (produced, pumped) => {
             // The upload's own error explains a writer that could no longer send, so it comes first.
-            let error = pumped.err().or(produced.err()).unwrap_or_else(|| anyhow!("backup failed"));
+            let error = match (produced, pumped) {
+                (Err(e), _) if e.is::<crate::stop::Stopped>() => e,
+                (produced, pumped) => pumped.err().or(produced.err()).unwrap_or_else(|| anyhow!("backup failed")),
+            };
             if let Err(abort) = upload.abort().await {
                 tracing::error!("could not abort the upload of {}: {abort:#}", id.archive_key());
             }

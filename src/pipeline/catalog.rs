@@ -50,7 +50,7 @@ pub async fn list_backups(store: &dyn ObjectStore) -> Result<Vec<BackupListing>>
     }
     for id in &archives {
         if !out.iter().any(|l| &l.backup_id == id) {
-            let mut l = bare(id, "no sidecar (incomplete or foreign)");
+            let mut l = bare(id, "no sidecar (`ngbak import` it)");
             l.size = objects.iter().find(|o| o.key == format!("{id}{ARCHIVE_SUFFIX}")).map(|o| o.size);
             out.push(l);
         }

@@ -2,6 +2,8 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod cleanup;
+pub mod import;
 pub mod restore;
 pub mod retention;
 

@@ -9,6 +9,7 @@ use crate::archive::{ContentDigest, EntryRecord, Sidecar};
 use crate::id::BackupId;
 use crate::pipeline::backup::{run_backup, BackupOptions};
 use crate::sources::Restorer;
+use crate::stop::or_stop;
 use crate::store::{get_bytes, ObjectStore};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
@@ -29,8 +30,10 @@ pub async fn load_sidecar(store: &dyn ObjectStore, id: &BackupId) -> Result<Side
             }
             if store.head(&id.archive_key()).await.ok().flatten().is_some() {
                 bail!(
-                    "backup {id} has an archive but no sidecar {} in {}: it is incomplete or not written by ngbak, \
-                     and cannot be verified ({e:#})",
+                    "no sidecar: backup {id} has an archive in {} but no sidecar {} (uploaded by hand, or a \
+                     backup that did not finish). Nothing was restored. Run `ngbak --store {} import {id}` to \
+                     verify the archive against its own manifest and write its sidecar, then restore (or tag) it again",
+                    store.url(),
                     id.sidecar_key(),
                     store.url()
                 );
@@ -169,16 +172,20 @@ pub async fn run_restore(
 
     // Every target is reached and checked before the archive is even read.
     for r in restorers.iter_mut() {
-        r.preflight(&manifest.backends[r.name()])
+        let name = r.name();
+        let target = r.target();
+        or_stop(r.preflight(&manifest.backends[name]))
             .await
-            .with_context(|| format!("checking the {} target {} (nothing was written)", r.name(), r.target()))?;
+            .with_context(|| format!("checking the {name} target {target} (nothing was written)"))?;
     }
 
     tracing::info!(backup_id = %id, "verifying the archive and every record before touching any backend");
     let object = store.get(&id.archive_key(), None).await?;
     let etag = object.meta.etag.clone();
     let mut checking = Checking { restorers: &mut restorers, digests: BTreeMap::new() };
-    let checked = read_archive(object.body, &sidecar, &mut checking).await?;
+    let checked = or_stop(read_archive(object.body, &sidecar, &mut checking))
+        .await
+        .context("verifying the archive (nothing was written)")?;
     let parsed = std::mem::take(&mut checking.digests);
     let mut expected_digests = BTreeMap::new();
     for r in &restorers {
@@ -318,53 +325,41 @@ async fn write_and_check(
 ) -> Result<f64> {
     let Verified { store, id, sidecar, etag } = *verified;
     let manifest = &sidecar.manifest;
-    let rollback = match safety {
-        Some(s) => format!(
-            ", or roll back to the state before the restore with `ngbak restore {s} --kv-mode replace \
-             --graph-mode replace --vector-mode replace`"
-        ),
-        None => String::new(),
-    };
-    let partial = |touched: &[&str]| {
-        if touched.is_empty() {
-            "nothing was written".to_string()
-        } else {
-            format!(
-                "PARTIAL RESTORE: the restore stopped after writing to {}: those targets now hold part of backup \
-                 {id}. Fix the cause and run the restore again{rollback}",
-                touched.join(", ")
-            )
-        }
-    };
-    let object = match store.get(&id.archive_key(), etag).await {
+    let object = match or_stop(store.get(&id.archive_key(), etag)).await {
         Ok(o) => o,
         Err(e) => return Err(e.context("re-reading the verified archive; nothing was written")),
     };
-    let mut dispatch = Dispatch { restorers: &mut *restorers, manifest, touched: Vec::new() };
-    let mut written = read_archive(object.body, sidecar, &mut dispatch).await.map(|_| ());
+    let mut dispatch = Dispatch { restorers: &mut *restorers, manifest, progress: BTreeMap::new() };
+    let mut written = or_stop(read_archive(object.body, sidecar, &mut dispatch)).await.map(|_| ());
     if written.is_ok() {
-        written = dispatch.prepare_rest().await;
+        written = or_stop(dispatch.prepare_rest()).await;
     }
-    let touched = std::mem::take(&mut dispatch.touched);
+    let progress = std::mem::take(&mut dispatch.progress);
+    let targets: Vec<(&'static str, String)> = restorers.iter().map(|r| (r.name(), r.target())).collect();
+    let partial = |e: anyhow::Error| e.context(PartialRestore::new(id, manifest, &targets, &progress, safety));
     if let Err(e) = written {
-        return Err(e.context(partial(&touched)));
+        return Err(partial(e));
     }
     for r in restorers.iter_mut() {
-        let restored = match r.finish().await {
+        let name = r.name();
+        let restored = match or_stop(r.finish()).await {
             Ok(s) => s,
-            Err(e) => return Err(e.context(format!("finishing the {} restore; {}", r.name(), partial(&touched)))),
+            Err(e) => return Err(partial(e.context(format!("finishing the {name} restore")))),
         };
-        tracing::info!(backend = r.name(), ?restored, "backend restored");
-        backends.get_mut(r.name()).expect("inserted above").restored = restored;
+        tracing::info!(backend = name, ?restored, "backend restored");
+        backends.get_mut(name).expect("inserted above").restored = restored;
     }
+    let rollback = match safety {
+        Some(s) => format!(", or roll back to the state before the restore with `{}`", rollback_command(s)),
+        None => String::new(),
+    };
     let started = Instant::now();
     if !options.skip_verify_restored {
         for r in restorers.iter_mut() {
             let report = backends.get_mut(r.name()).expect("inserted above");
             let Some(expected) = report.digest_expected else { continue };
             let mut found = ContentDigest::default();
-            if !r
-                .read_back(&mut |record: &[u8]| found.add(record))
+            if !or_stop(r.read_back(&mut |record: &[u8]| found.add(record)))
                 .await
                 .with_context(|| format!("reading back what was restored into {} (the data was written)", r.name()))?
             {
@@ -527,17 +522,24 @@ impl EntryVisitor for Listing<'_> {
 struct Dispatch<'a> {
     restorers: &'a mut [Box<dyn Restorer>],
     manifest: &'a crate::archive::Manifest,
-    /// Backends prepared so far, in order (they may hold part of the backup).
-    touched: Vec<&'static str>,
+    /// What each backend prepared so far has taken (it may hold part of the backup).
+    progress: BTreeMap<&'static str, Applied>,
+}
+
+/// Entries and records a backend has applied.
+#[derive(Clone, Copy, Debug, Default)]
+struct Applied {
+    entries: u64,
+    records: u64,
 }
 
 impl Dispatch<'_> {
     async fn prepare(&mut self, index: usize) -> Result<()> {
         let name = self.restorers[index].name();
-        if self.touched.contains(&name) {
+        if self.progress.contains_key(name) {
             return Ok(());
         }
-        self.touched.push(name);
+        self.progress.insert(name, Applied::default());
         let backend = &self.manifest.backends[name];
         self.restorers[index].prepare(backend).await.with_context(|| format!("preparing {name} for restore"))
     }
@@ -563,11 +565,140 @@ impl EntryVisitor for Dispatch<'_> {
                 .restore_entry(record, body)
                 .await
                 .with_context(|| format!("restoring {} into {name}", record.path))?;
+            let applied = self.progress.get_mut(name).expect("prepared above");
+            applied.entries += 1;
+            applied.records += record.records;
         }
         Ok(())
     }
 
     fn checks_before_visit(&self) -> bool {
         true
+    }
+}
+
+/// The report object `<id>.restore-report.json` that the restore function, the container task
+/// and the CLI write after every restore: the report, or the error with what had been written
+/// (`partial`) and why it stopped (`stopped`). Secrets are scrubbed.
+pub fn outcome_document(
+    id: &BackupId,
+    result: &Result<RestoreReport>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    trigger: &str,
+) -> serde_json::Value {
+    use serde_json::json;
+    let mut doc = match result {
+        Ok(report) => json!({ "status": "completed", "report": report }),
+        Err(e) => {
+            let mut doc = json!({ "status": "failed", "error": crate::net::scrub(&format!("{e:#}")) });
+            if let Some(partial) = e.downcast_ref::<PartialRestore>() {
+                doc["partial"] = json!(partial);
+            }
+            if let Some(stopped) = e.downcast_ref::<crate::stop::Stopped>() {
+                doc["stopped"] = json!(stopped.reason);
+            }
+            doc
+        }
+    };
+    doc["backup_id"] = json!(id);
+    doc["started_at"] = json!(started_at);
+    doc["finished_at"] = json!(chrono::Utc::now());
+    doc["trigger"] = json!(trigger);
+    doc
+}
+
+/// The command that rolls a restore back to its safety backup.
+pub fn rollback_command(safety: &BackupId) -> String {
+    format!("ngbak restore {safety} --kv-mode replace --graph-mode replace --vector-mode replace --no-safety-backup")
+}
+
+/// What a restore that failed after it began writing had written: per backend, how far it got.
+/// Its message is the operator's account; the restore function puts it in its report object.
+#[derive(Debug, Serialize)]
+pub struct PartialRestore {
+    pub backup_id: BackupId,
+    /// Backends that were written to (and, in replace mode, cleared first), with how far each got.
+    pub written: BTreeMap<String, WrittenSoFar>,
+    /// Backends of the restore that were not touched.
+    pub not_written: Vec<String>,
+    pub safety_backup: Option<BackupId>,
+    pub rollback_command: Option<String>,
+}
+
+/// How far one backend's restore got: the entries (and their records) handed to its writer.
+/// Writers pipeline, so some of these may not have landed, and the entry in hand when the
+/// restore stopped may have been written in part: the target holds an unknown mix.
+#[derive(Debug, Serialize)]
+pub struct WrittenSoFar {
+    pub target: String,
+    pub entries_sent: u64,
+    pub entries_total: u64,
+    pub records_sent: u64,
+    pub records_total: u64,
+}
+
+impl PartialRestore {
+    fn new(
+        id: &BackupId,
+        manifest: &crate::archive::Manifest,
+        targets: &[(&'static str, String)],
+        progress: &BTreeMap<&'static str, Applied>,
+        safety: Option<&BackupId>,
+    ) -> Self {
+        let mut written = BTreeMap::new();
+        let mut not_written = Vec::new();
+        for (name, target) in targets {
+            let Some(applied) = progress.get(name) else {
+                not_written.push(name.to_string());
+                continue;
+            };
+            let entries: Vec<_> = manifest.entries.iter().filter(|e| &e.backend == name).collect();
+            written.insert(
+                name.to_string(),
+                WrittenSoFar {
+                    target: target.clone(),
+                    entries_sent: applied.entries,
+                    entries_total: entries.len() as u64,
+                    records_sent: applied.records,
+                    records_total: entries.iter().map(|e| e.records).sum(),
+                },
+            );
+        }
+        PartialRestore {
+            backup_id: id.clone(),
+            written,
+            not_written,
+            safety_backup: safety.cloned(),
+            rollback_command: safety.map(rollback_command),
+        }
+    }
+}
+
+impl std::fmt::Display for PartialRestore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.written.is_empty() {
+            return write!(f, "nothing was written");
+        }
+        let id = &self.backup_id;
+        write!(f, "PARTIAL RESTORE of backup {id}: the restore stopped after writing to ")?;
+        let parts: Vec<String> = self
+            .written
+            .iter()
+            .map(|(name, w)| {
+                format!(
+                    "{name} ({}: {} of {} entries, {} of {} records sent)",
+                    w.target, w.entries_sent, w.entries_total, w.records_sent, w.records_total
+                )
+            })
+            .collect();
+        write!(f, "{}; those targets now hold part of the backup", parts.join(", "))?;
+        if !self.not_written.is_empty() {
+            write!(f, ", {} untouched", self.not_written.join(", "))?;
+        }
+        write!(f, ". Fix the cause and run the restore again")?;
+        match &self.rollback_command {
+            Some(cmd) => write!(f, ", or roll back to the state before the restore with `{cmd}`"),
+            None => write!(f, " (no safety backup was taken)"),
+        }
     }
 }

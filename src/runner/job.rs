@@ -8,8 +8,9 @@ use anyhow::Result;
 use serde_json::json;
 use std::time::Duration;
 
-/// How long a task's restore lock claims, should the task die without releasing it.
-const TASK_LOCK_TIME: Duration = Duration::from_secs(12 * 3600);
+/// A task's time when it has no `--max-duration`: long enough for any restore (the lock is a
+/// renewed lease, so this does not keep a dead task's lock).
+const TASK_TIME: Duration = Duration::from_secs(48 * 3600);
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Job {
@@ -24,13 +25,16 @@ pub enum Job {
     },
 }
 
-/// Runs the job and prints the handler's answer (one JSON document) on stdout.
-pub async fn run(job: Job) -> Result<()> {
+/// Runs the job within `max_duration` and prints the handler's answer (one JSON document) on stdout.
+pub async fn run(job: Job, max_duration: Option<Duration>) -> Result<()> {
+    let time = max_duration.unwrap_or(TASK_TIME);
     super::handoff::mark_in_task();
     let config = FunctionConfig::from_env().await?;
     let answer = match job {
-        Job::Restore { id } => restore::handle(&config, json!({ "backup_id": id }), TASK_LOCK_TIME).await?,
-        Job::Backup { id, only } => backup::handle(&config, json!({ "backup_id": id, "backends": only })).await?,
+        Job::Restore { id } => restore::handle(&config, json!({ "backup_id": id }), time).await?,
+        Job::Backup { id, only } => {
+            backup::handle_within(&config, json!({ "backup_id": id, "backends": only }), time).await?
+        }
     };
     println!("{answer}");
     Ok(())

@@ -3,10 +3,11 @@
 //! Uploads go to a hidden temporary file that is fsynced and renamed into place, so a
 //! half-written archive is never visible under its final name.
 
-use super::{GetObject, ObjectMeta, ObjectStore, Upload};
+use super::{GetObject, ObjectMeta, ObjectStore, PendingUpload, Upload};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -133,16 +134,29 @@ impl ObjectStore for LocalStore {
         Ok(format!("file://{}", path.display()))
     }
 
-    async fn pending_uploads(&self) -> Result<Vec<String>> {
+    async fn pending_uploads(&self) -> Result<Vec<PendingUpload>> {
         let mut out = Vec::new();
         let mut dir = fs::read_dir(&self.root).await?;
         while let Some(e) = dir.next_entry().await? {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(PARTIAL_PREFIX) {
-                out.push(name);
-            }
+            // `.partial-<32 hex>-<key>`
+            let Some(key) = name.strip_prefix(PARTIAL_PREFIX).and_then(|rest| rest.get(33..)) else { continue };
+            let started = e.metadata().await.ok().and_then(|m| m.modified().ok()).map(DateTime::<Utc>::from);
+            out.push(PendingUpload { key: key.to_string(), upload_id: name.clone(), started });
         }
+        out.sort_by_key(|u| u.started);
         Ok(out)
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        let name = &upload.upload_id;
+        if !name.starts_with(PARTIAL_PREFIX) || name.contains('/') {
+            bail!("{name:?} is not a pending upload of {}", self.url());
+        }
+        match fs::remove_file(self.root.join(name)).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     async fn is_locked(&self, _key: &str) -> Result<bool> {

@@ -3,6 +3,11 @@
 //! Reading a tag and then setting it is not atomic, and EventBridge may deliver one event twice:
 //! the conditional create is what makes "only one restore at a time" true. A lock names its
 //! holder and expiry, so one left by a crashed run can be taken over once it has expired.
+//!
+//! A lock is a lease: it claims [`LEASE`] (never past the job's own deadline, when it has one —
+//! see [`crate::stop`]) and is renewed every third of that while the job runs, so a run that was
+//! killed blocks the next one for minutes, not hours. A run whose lock was taken over meanwhile
+//! is told to stop.
 
 use super::{get_bytes, ObjectStore};
 use anyhow::Result;
@@ -20,11 +25,69 @@ struct LockBody {
     expires_at: DateTime<Utc>,
 }
 
-/// A held lock; [`Lock::release`] deletes it if it is still ours.
+/// How long a lock claims at a time; it is renewed every third of this while its job runs.
+pub const LEASE: Duration = Duration::from_secs(10 * 60);
+
+/// Past the job's deadline, how long its lock still claims (to write its report and clean up).
+const DEADLINE_GRACE: Duration = Duration::from_secs(60);
+
+/// A held lock; [`Lock::release`] deletes it if it is still ours. Dropping it stops the renewal.
 pub struct Lock {
     store: Arc<dyn ObjectStore>,
     key: String,
     token: String,
+    renewal: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewal.take() {
+            r.abort();
+        }
+    }
+}
+
+/// The lock's expiry if taken now: `lease` from now, but not past the job's deadline (+ grace).
+fn expiry(lease: Duration) -> Result<DateTime<Utc>> {
+    let mut claim = lease;
+    if let Some(left) = crate::stop::time_left() {
+        claim = claim.min(left + DEADLINE_GRACE);
+    }
+    Ok(Utc::now() + chrono::Duration::from_std(claim)?)
+}
+
+/// Re-claims the lock every third of `lease` while it is ours; if another run took it over,
+/// asks this job to stop (two restores must never write at once).
+async fn renew(store: Arc<dyn ObjectStore>, key: String, mut body: LockBody, lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let holder = match get_bytes(store.as_ref(), &key).await.map(|b| serde_json::from_slice::<LockBody>(&b)) {
+            Ok(Ok(current)) if current.token == body.token => None,
+            Ok(Ok(current)) => Some(current.holder),
+            Ok(Err(_)) => Some("unknown (unreadable lock object)".to_string()),
+            Err(e) => {
+                tracing::warn!(lock = %key, "could not read the lock to renew it (will try again): {e:#}");
+                continue;
+            }
+        };
+        if let Some(holder) = holder {
+            tracing::error!(lock = %key, new_holder = %holder, "the lock was taken over by another run: stopping");
+            crate::stop::request(&format!("the lock {key} was taken over by {holder}"));
+            return;
+        }
+        match expiry(lease) {
+            Ok(at) => body.expires_at = at,
+            Err(_) => return,
+        }
+        match serde_json::to_vec(&body) {
+            Ok(bytes) => {
+                if let Err(e) = store.put(&key, Bytes::from(bytes)).await {
+                    tracing::warn!(lock = %key, "could not renew the lock (will try again): {e:#}");
+                }
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// Why a lock could not be had.
@@ -57,24 +120,25 @@ pub async fn acquire_or_take_over(
     }
 }
 
-/// Tries to take the lock at `key` for `ttl`. An expired lock is removed and taken over.
+/// Tries to take the lock at `key`, as a lease of `lease` renewed while the job runs (see the
+/// module's doc). An expired lock is removed and taken over, naming its holder in the log.
 pub async fn acquire(
     store: Arc<dyn ObjectStore>,
     key: &str,
     holder: &str,
-    ttl: Duration,
+    lease: Duration,
 ) -> Result<Result<Lock, Held>> {
     let token = uuid::Uuid::new_v4().to_string();
     for _ in 0..2 {
-        let now = Utc::now();
         let body = LockBody {
             holder: holder.to_string(),
             token: token.clone(),
-            acquired_at: now,
-            expires_at: now + chrono::Duration::from_std(ttl)?,
+            acquired_at: Utc::now(),
+            expires_at: expiry(lease)?,
         };
         if store.put_if_absent(key, Bytes::from(serde_json::to_vec(&body)?)).await? {
-            return Ok(Ok(Lock { store, key: key.to_string(), token }));
+            let renewal = tokio::spawn(renew(store.clone(), key.to_string(), body, lease));
+            return Ok(Ok(Lock { store, key: key.to_string(), token, renewal: Some(renewal) }));
         }
         let existing = match get_bytes(store.as_ref(), key).await {
             Ok(bytes) => serde_json::from_slice::<LockBody>(&bytes).ok(),
@@ -84,7 +148,10 @@ pub async fn acquire(
             Some(other) if other.expires_at > Utc::now() => {
                 return Ok(Err(Held { holder: other.holder, expires_at: Some(other.expires_at) }));
             }
-            Some(_) => store.delete(key).await?, // expired: take it over
+            Some(old) => {
+                tracing::warn!(lock = key, old_holder = %old.holder, expired_at = %old.expires_at, "taking over an expired lock");
+                store.delete(key).await?
+            }
             None => return Ok(Err(Held { holder: "unknown (unreadable lock object)".into(), expires_at: None })),
         }
     }
@@ -92,7 +159,10 @@ pub async fn acquire(
 }
 
 impl Lock {
-    pub async fn release(self) -> Result<()> {
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(r) = self.renewal.take() {
+            r.abort();
+        }
         let ours = match get_bytes(self.store.as_ref(), &self.key).await {
             Ok(bytes) => serde_json::from_slice::<LockBody>(&bytes).map(|b| b.token == self.token).unwrap_or(false),
             Err(_) => false,
@@ -102,4 +172,48 @@ impl Lock {
         }
         Ok(())
     }
+}
+
+/// A lock as found in the store (for `ngbak list` and `ngbak cleanup`).
+#[derive(Clone, Debug, Serialize)]
+pub struct LockInfo {
+    pub key: String,
+    pub holder: String,
+    pub acquired_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Past its expiry: its run died (or is hung); the next run takes it over.
+    pub expired: bool,
+}
+
+/// Whether a key names a lock object.
+pub fn is_lock_key(key: &str) -> bool {
+    key.ends_with(".lock")
+}
+
+/// Reads the lock at `key`; `None` when there is none.
+pub async fn read(store: &dyn ObjectStore, key: &str) -> Result<Option<LockInfo>> {
+    if store.head(key).await?.is_none() {
+        return Ok(None);
+    }
+    let body = match get_bytes(store, key).await {
+        Ok(bytes) => serde_json::from_slice::<LockBody>(&bytes).ok(),
+        Err(_) if store.head(key).await?.is_none() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(match body {
+        Some(b) => LockInfo {
+            key: key.to_string(),
+            expired: b.expires_at <= Utc::now(),
+            holder: b.holder,
+            acquired_at: Some(b.acquired_at),
+            expires_at: Some(b.expires_at),
+        },
+        None => LockInfo {
+            key: key.to_string(),
+            holder: "unknown (unreadable lock object)".into(),
+            acquired_at: None,
+            expires_at: None,
+            expired: true,
+        },
+    }))
 }

@@ -59,10 +59,23 @@ pub trait ObjectStore: Send + Sync {
     async fn get_tags(&self, key: &str) -> Result<BTreeMap<String, String>>;
     async fn put_tags(&self, key: &str, tags: &BTreeMap<String, String>) -> Result<()>;
     async fn presign_get(&self, key: &str, expires: Duration) -> Result<String>;
-    /// Multipart uploads started but neither completed nor aborted (empty where there are none).
-    async fn pending_uploads(&self) -> Result<Vec<String>>;
+    /// Uploads started but neither completed nor aborted (a killed run's leftovers, or a run
+    /// still going), oldest first.
+    async fn pending_uploads(&self) -> Result<Vec<PendingUpload>>;
+    /// Aborts one of [`ObjectStore::pending_uploads`], freeing what it holds.
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()>;
     /// Whether an S3 Object Lock retention or legal hold protects the object now.
     async fn is_locked(&self, key: &str) -> Result<bool>;
+}
+
+/// An upload in progress or left behind: S3 bills its parts until it is aborted.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PendingUpload {
+    /// The key it would complete to.
+    pub key: String,
+    /// The S3 upload id, or the temporary file's name.
+    pub upload_id: String,
+    pub started: Option<DateTime<Utc>>,
 }
 
 /// The largest small object read whole (a sidecar, a report, a lock). A manifest lists every

@@ -4,7 +4,7 @@
 //! object up to S3's 5 TiB limit fits in its 10,000 parts with no tuning, while memory stays
 //! bounded by the bytes allowed in flight. Any failure aborts the upload.
 
-use super::{GetObject, ObjectMeta, ObjectStore, S3Options, Upload};
+use super::{GetObject, ObjectMeta, ObjectStore, PendingUpload, S3Options, Upload};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -13,6 +13,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption, Tag, Tagging};
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -292,16 +293,49 @@ impl ObjectStore for S3Store {
         Ok(req.uri().to_string())
     }
 
-    async fn pending_uploads(&self) -> Result<Vec<String>> {
-        let out = self
-            .client
-            .list_multipart_uploads()
+    async fn pending_uploads(&self) -> Result<Vec<PendingUpload>> {
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.fail("ListMultipartUploads", "", e))?;
+            for u in page.uploads() {
+                let (Some(full), Some(upload_id)) = (u.key(), u.upload_id()) else { continue };
+                let Some(key) = full.strip_prefix(&self.prefix) else { continue };
+                let started = u.initiated().and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+                out.push(PendingUpload { key: key.to_string(), upload_id: upload_id.to_string(), started });
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() && id_marker.is_none() {
+                break;
+            }
+        }
+        out.sort_by_key(|u| u.started);
+        Ok(out)
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        self.client
+            .abort_multipart_upload()
             .bucket(&self.bucket)
-            .prefix(&self.prefix)
+            .key(self.full_key(&upload.key))
+            .upload_id(&upload.upload_id)
             .send()
             .await
-            .map_err(|e| self.fail("ListMultipartUploads", "", e))?;
-        Ok(out.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect())
+            .map_err(|e| self.fail("AbortMultipartUpload", &upload.key, e))?;
+        Ok(())
     }
 
     async fn is_locked(&self, key: &str) -> Result<bool> {

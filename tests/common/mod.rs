@@ -386,3 +386,37 @@ pub const CODECS: [ngbak::archive::compress::Codec; 2] =
 pub fn compression(codec: ngbak::archive::compress::Codec) -> ngbak::archive::compress::Compression {
     ngbak::archive::compress::Compression { codec, level: None, threads: 2 }
 }
+
+/// Runs the real `ngbak` binary with the servers' AWS settings and no backend settings inherited.
+pub fn ngbak(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    ngbak_command(args, envs).output().expect("running the ngbak binary")
+}
+
+/// The `ngbak` command of [`ngbak`], to spawn (e.g. to signal it while it runs).
+pub fn ngbak_command(args: &[&str], envs: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ngbak"));
+    for inherited in [
+        "NGBAK_STORE",
+        "REDIS_URL",
+        "REDIS_URL_SECRET_ARN",
+        "NGBAK_KV_DIR",
+        "NEO4J_URI",
+        "NEO4J_PASSWORD",
+        "NEO4J_PASSWORD_SECRET_ARN",
+        "QDRANT_URL",
+        "QDRANT_API_KEY",
+        "QDRANT_API_KEY_SECRET_ARN",
+    ] {
+        cmd.env_remove(inherited);
+    }
+    cmd.env("AWS_ENDPOINT_URL", s3_endpoint()).env("RUST_LOG", "warn").args(args).envs(envs.iter().copied());
+    cmd
+}
+
+/// The one JSON document a `--json` run prints, after checking that it succeeded.
+pub fn json_of(out: &std::process::Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ngbak failed ({}): {stderr}", out.status);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}

@@ -1,0 +1,250 @@
+//! Archives without a sidecar: verifying one on its own (`ngbak verify --file`) and bringing one
+//! into a store (`ngbak import`), e.g. an archive downloaded with `ngbak presign` and kept
+//! elsewhere, or one uploaded into the bucket by hand.
+//!
+//! An archive's closing `manifest.json` lists every entry's size and SHA-256, so an archive alone
+//! proves its entries; only the whole-file hash needs the sidecar (or `--sha256`). An import
+//! reads the source twice: once to prove it, once to upload it, hashing the second read and
+//! completing the upload only when it is byte for byte the archive that was proved.
+
+use crate::archive::hashing::Tally;
+use crate::archive::reader::{read_archive, read_standalone, CheckOnly};
+use crate::archive::Sidecar;
+use crate::id::BackupId;
+use crate::store::ObjectStore;
+use anyhow::{bail, Context, Result};
+use bytes::BytesMut;
+use futures::TryStreamExt;
+use serde::Serialize;
+use std::path::PathBuf;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Where a standalone archive is read from.
+#[derive(Clone, Debug)]
+pub enum ArchiveSource {
+    File(PathBuf),
+    /// An `http(s)://` URL, e.g. one printed by `ngbak presign`.
+    Url(String),
+    /// An archive already in the store under its own key, without a sidecar (uploaded by hand).
+    InStore(BackupId),
+}
+
+impl ArchiveSource {
+    /// A URL, a file path, or — when no such file exists — the id of an archive already in the store.
+    pub fn parse(source: &str) -> Result<Self> {
+        let lower = source.to_ascii_lowercase();
+        if lower.starts_with("https://") || lower.starts_with("http://") {
+            return Ok(ArchiveSource::Url(source.to_string()));
+        }
+        let path = PathBuf::from(source);
+        if !path.exists() {
+            if let Ok(id) = source.parse::<BackupId>() {
+                return Ok(ArchiveSource::InStore(id));
+            }
+            if let Some(id) = source.rsplit('/').next().and_then(BackupId::from_archive_key) {
+                if lower.starts_with("s3://") {
+                    return Ok(ArchiveSource::InStore(id));
+                }
+            }
+            bail!(
+                "{source:?} is neither a file, an http(s) URL, nor the id of an archive in the store; for an archive \
+                 in another bucket, download it or pass a URL from `ngbak presign`"
+            );
+        }
+        Ok(ArchiveSource::File(path))
+    }
+
+    /// The source for messages: a URL without its query (a presigned URL's signature stays out).
+    pub fn shown(&self) -> String {
+        match self {
+            ArchiveSource::File(p) => p.display().to_string(),
+            ArchiveSource::Url(u) => match u.split_once('?') {
+                Some((base, _)) => format!("{base}?…"),
+                None => u.clone(),
+            },
+            ArchiveSource::InStore(id) => id.archive_key(),
+        }
+    }
+
+    /// A fresh read of the whole source.
+    async fn open(&self, store: Option<&dyn ObjectStore>) -> Result<Box<dyn AsyncRead + Send + Unpin>> {
+        let shown = self.shown();
+        match self {
+            ArchiveSource::File(path) => {
+                let file = tokio::fs::File::open(path).await.with_context(|| format!("opening {shown}"))?;
+                Ok(Box::new(file))
+            }
+            ArchiveSource::Url(url) => {
+                let response = crate::net::clients::http()?.get(url).send().await.map_err(|e| {
+                    anyhow::anyhow!("downloading {shown} failed: {}", crate::net::scrub(&e.without_url().to_string()))
+                })?;
+                let status = response.status();
+                if !status.is_success() {
+                    bail!(
+                        "downloading {shown} failed: HTTP {status}{}",
+                        if status.as_u16() == 403 { " (a presigned URL that expired? make a new one)" } else { "" }
+                    );
+                }
+                let body = response.bytes_stream().map_err(|e| std::io::Error::other(e.without_url()));
+                Ok(Box::new(tokio_util::io::StreamReader::new(body)))
+            }
+            ArchiveSource::InStore(id) => {
+                let store = store.context("an archive in a store needs --store")?;
+                Ok(store.get(&id.archive_key(), None).await?.body)
+            }
+        }
+    }
+}
+
+/// What `verify --file` and `import` established.
+#[derive(Debug, Serialize)]
+pub struct StandaloneReport {
+    pub backup_id: BackupId,
+    pub source: String,
+    pub ok: bool,
+    pub entries: usize,
+    pub archive_bytes: u64,
+    pub archive_sha256: String,
+    /// Whether the whole-file SHA-256 was compared with one given (`--sha256`); without it only
+    /// the entries and the structure are proven.
+    pub whole_file_checked: bool,
+    pub backends: Vec<String>,
+    /// Set by an import: where the archive now is in the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported_to: Option<String>,
+}
+
+impl StandaloneReport {
+    fn new(sidecar: &Sidecar, source: &ArchiveSource, whole_file_checked: bool) -> Self {
+        StandaloneReport {
+            backup_id: sidecar.manifest.backup_id.clone(),
+            source: source.shown(),
+            ok: true,
+            entries: sidecar.manifest.entries.len(),
+            archive_bytes: sidecar.archive.size,
+            archive_sha256: sidecar.archive.sha256.clone(),
+            whole_file_checked,
+            backends: sidecar.manifest.backends.keys().cloned().collect(),
+            imported_to: None,
+        }
+    }
+}
+
+/// Proves a standalone archive against its own manifest (and `sha256`, when given).
+pub async fn verify_file(
+    source: &ArchiveSource,
+    sha256: Option<&str>,
+    store: Option<&dyn ObjectStore>,
+) -> Result<(Sidecar, StandaloneReport)> {
+    let shown = source.shown();
+    let sidecar = read_standalone(source.open(store).await?, &shown, sha256).await?;
+    let report = StandaloneReport::new(&sidecar, source, sha256.is_some());
+    Ok((sidecar, report))
+}
+
+/// Verifies `source`, then stores it as backup `<its id>` with a sidecar, so that it can be listed,
+/// verified and restored like any backup. `expected_id` guards against importing the wrong file
+/// (an archive's id is written inside it and cannot change). Nothing is left in the store when any
+/// check fails.
+pub async fn import(
+    store: &std::sync::Arc<dyn ObjectStore>,
+    source: &ArchiveSource,
+    expected_id: Option<&BackupId>,
+    sha256: Option<&str>,
+) -> Result<StandaloneReport> {
+    let (sidecar, mut report) = verify_file(source, sha256, Some(store.as_ref())).await?;
+    let id = sidecar.manifest.backup_id.clone();
+    if let Some(expected) = expected_id {
+        if expected != &id {
+            bail!(
+                "{} holds backup {id}, not {expected}: an archive's id is written inside it and cannot be changed; \
+                 import it as {id}, or check that this is the file you meant",
+                source.shown()
+            );
+        }
+    }
+    // The lock a backup with this id takes: an import and a backup never write one id at once.
+    let holder = format!("ngbak import of {} (pid {})", source.shown(), std::process::id());
+    let lock =
+        match crate::store::lock::acquire(store.clone(), &id.lock_key("backup"), &holder, crate::store::lock::LEASE)
+            .await?
+        {
+            Ok(lock) => lock,
+            Err(held) => {
+                bail!("backup {id} is being written by another run ({}); try again when it is done", held.holder)
+            }
+        };
+    let result = import_locked(store.as_ref(), source, &sidecar).await;
+    lock.release().await.ok();
+    result?;
+    report.imported_to = Some(format!("{} in {}", id.archive_key(), store.url()));
+    Ok(report)
+}
+
+async fn import_locked(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &Sidecar) -> Result<()> {
+    let id = &sidecar.manifest.backup_id;
+    if store.head(&id.sidecar_key()).await?.is_some() {
+        bail!("backup {id} is already in {} with its sidecar; nothing to import (`ngbak verify {id}`)", store.url());
+    }
+    match store.head(&id.archive_key()).await? {
+        // In the store already (uploaded by hand, or an import that stopped before its sidecar):
+        // prove that object is the archive just verified, then only the sidecar is written.
+        Some(_) => {
+            let object = store.get(&id.archive_key(), None).await?;
+            read_archive(object.body, sidecar, &mut CheckOnly).await.with_context(|| {
+                format!(
+                    "{} in {} is not the archive that was verified: delete it (`ngbak delete {id}`) and import again",
+                    id.archive_key(),
+                    store.url()
+                )
+            })?;
+        }
+        None => upload_same(store, source, sidecar).await?,
+    }
+    let body = bytes::Bytes::from(serde_json::to_vec_pretty(sidecar)?);
+    if !store.put_if_absent(&id.sidecar_key(), body).await? {
+        bail!("another run wrote the sidecar of {id} meanwhile; `ngbak verify {id}` checks it");
+    }
+    Ok(())
+}
+
+/// Uploads a second read of `source` under the archive's key, completing only when that read is
+/// exactly the verified archive (size and SHA-256); otherwise the upload is aborted.
+async fn upload_same(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &Sidecar) -> Result<()> {
+    let key = &sidecar.archive.key;
+    let mut body = source.open(Some(store)).await?;
+    let mut upload = store.start_upload(key).await?;
+    let mut tally = Tally::default();
+    let copied: Result<()> = async {
+        loop {
+            let mut buf = BytesMut::with_capacity(1 << 20);
+            if body.read_buf(&mut buf).await.with_context(|| format!("reading {} again", source.shown()))? == 0 {
+                break;
+            }
+            tally.update(&buf);
+            upload.write(buf.freeze()).await?;
+        }
+        let (sha256, size) = tally.finish();
+        if sha256 != sidecar.archive.sha256 || size != sidecar.archive.size {
+            bail!(
+                "{} changed between the check and the upload ({size} bytes, SHA-256 {sha256} on the second read); \
+                 nothing was imported — import it again once it no longer changes",
+                source.shown()
+            );
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = copied {
+        if let Err(abort) = upload.abort().await {
+            tracing::error!("could not abort the upload of {key}: {abort:#}");
+        }
+        return Err(e);
+    }
+    let stored = upload.complete().await.with_context(|| format!("completing the upload of {key}"))?;
+    if stored != sidecar.archive.size {
+        store.delete(key).await.ok();
+        bail!("the store took {stored} bytes of a {}-byte archive; the archive was removed", sidecar.archive.size);
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Clean stops. A signal (SIGINT from Ctrl-C, SIGTERM from an ECS task stop or Lambda's
+//! shutdown), a job's own deadline (`--max-duration`, the Lambda's remaining time) or a lock that
+//! another run took over asks the running job to stop. Jobs watch for it with [`or_stop`] where
+//! dropping the work in hand is safe, and then take their ordinary failure path: the upload is
+//! aborted, temporary data removed, the lock released and a partial restore reported. So a stop
+//! is a failure with a known cause, never a process that vanishes mid-write. A second signal
+//! exits at once.
+
+use std::future::Future;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The job was asked to stop; [`Stopped::exit_code`] is what the process should exit with.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped: {reason}")]
+pub struct Stopped {
+    pub reason: String,
+    signal: Option<i32>,
+}
+
+impl Stopped {
+    /// 128 + the signal's number for a signal (the shell's convention), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        self.signal.map(|s| (128 + s) as u8).unwrap_or(1)
+    }
+}
+
+/// One job's stop request: the token, its deadline, and, once cancelled, why.
+#[derive(Clone)]
+struct Request {
+    token: CancellationToken,
+    deadline: Option<Instant>,
+    why: Arc<OnceLock<(String, Option<i32>)>>,
+}
+
+impl Request {
+    fn new(token: CancellationToken, deadline: Option<Instant>) -> Self {
+        Request { token, deadline, why: Arc::new(OnceLock::new()) }
+    }
+
+    fn cancel(&self, reason: String, signal: Option<i32>) {
+        let _ = self.why.set((reason, signal));
+        self.token.cancel();
+    }
+}
+
+/// Signals stop every job of the process; deadlines only the job they belong to (a warm Lambda
+/// runs one invocation after another in one process).
+static PROCESS: LazyLock<Request> = LazyLock::new(|| Request::new(CancellationToken::new(), None));
+static CURRENT: LazyLock<Mutex<Request>> = LazyLock::new(|| Mutex::new(PROCESS.clone()));
+
+fn current() -> Request {
+    CURRENT.lock().expect("stop state").clone()
+}
+
+/// Starts a job: from now on [`or_stop`] also stops it when `deadline` passes. Dropping the
+/// returned guard ends the job's deadline.
+pub fn begin_job(deadline: Option<Duration>, what: &str) -> JobGuard {
+    let request = Request::new(PROCESS.token.child_token(), deadline.map(|d| Instant::now() + d));
+    *CURRENT.lock().expect("stop state") = request.clone();
+    let timer = deadline.map(|d| {
+        let request = request.clone();
+        let what = what.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            tracing::warn!("{what} reached its time limit of {} s: stopping it cleanly", d.as_secs());
+            request.cancel(format!("{what} reached its time limit of {} s", d.as_secs()), None);
+        })
+    });
+    JobGuard { timer }
+}
+
+/// Ends a job's deadline when dropped.
+pub struct JobGuard {
+    timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if let Some(t) = self.timer.take() {
+            t.abort();
+        }
+    }
+}
+
+/// The time the current job has left before its deadline, if it has one.
+pub fn time_left() -> Option<Duration> {
+    current().deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// Asks the current job to stop (e.g. its lock was taken over by another run).
+pub fn request(reason: &str) {
+    current().cancel(reason.to_string(), None);
+}
+
+/// Whether the current job was asked to stop.
+pub fn requested() -> bool {
+    current().token.is_cancelled()
+}
+
+/// The error that says why the current job stopped.
+pub fn stopped_error() -> Stopped {
+    let request = current();
+    let (reason, signal) = request
+        .why
+        .get()
+        .cloned()
+        .or_else(|| PROCESS.why.get().cloned())
+        .unwrap_or_else(|| ("a stop was requested".into(), None));
+    Stopped { reason, signal }
+}
+
+/// Runs `work` unless the current job is asked to stop first; then `work` is dropped and the
+/// [`Stopped`] error returned. Use it only around work that is safe to drop half-done.
+pub async fn or_stop<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let token = current().token;
+    tokio::select! {
+        biased;
+        () = token.cancelled() => Err(stopped_error().into()),
+        done = work => done,
+    }
+}
+
+/// Installs the SIGINT/SIGTERM handlers: the first signal stops the job cleanly, a second one
+/// exits at once. Call once, from a binary's `main`, inside the runtime.
+pub fn install_signal_handlers() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::warn!("cannot install signal handlers; Ctrl-C will kill ngbak without cleaning up");
+        return;
+    };
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let (name, number) = tokio::select! {
+                _ = int.recv() => ("SIGINT", 2),
+                _ = term.recv() => ("SIGTERM", 15),
+            };
+            seen += 1;
+            if seen > 1 {
+                eprintln!("ngbak: second signal ({name}): exiting now, without cleaning up");
+                std::process::exit(128 + number);
+            }
+            eprintln!("ngbak: {name} received: stopping cleanly (aborting uploads, releasing locks); send it again to exit at once");
+            PROCESS.cancel(format!("{name} received"), Some(number));
+        }
+    });
+}
