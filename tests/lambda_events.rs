@@ -266,3 +266,34 @@ async fn tagging_in_s3_reaches_the_restore_function_through_eventbridge_exactly_
     assert_eq!(tags(&bucket, &key).await["ngbak-restore"], "completed");
     delete_pattern(&mut redis().await, &pattern).await;
 }
+
+/// The functions check every configured backend before they start: a backend that is down fails
+/// the job up front, named by host and port, with nothing stored and nothing written.
+#[tokio::test]
+async fn a_backend_that_is_down_fails_both_functions_before_anything_is_stored_or_written() {
+    let bucket = new_bucket().await;
+    let (config, pattern, _) = backed_up(&bucket).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut down = config.clone();
+    down.backends.neo4j_uri = Some(format!("bolt://127.0.0.1:{closed}"));
+    let before = bucket_keys(&bucket).await;
+
+    let err = backup::handle(&down, json!({ "backup_id": "snapshot_2026-11-24T00-00-00Z" })).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("preflight failed") && text.contains(&format!("127.0.0.1:{closed}")), "{text}");
+    assert_eq!(bucket_keys(&bucket).await, before, "a backup that could not start stored something");
+
+    let err = restore::handle(&down, event_with_id(SCHEDULED_ID), Duration::from_secs(60)).await.unwrap_err();
+    assert!(format!("{err:#}").contains("preflight failed"), "{err:#}");
+    let mut con = redis().await;
+    assert!(redis_snapshot(&mut con, &pattern).await.is_empty(), "the restore wrote into Redis");
+    let report = ngbak::store::get_bytes(
+        s3_store(&bucket, PREFIX).await.as_ref(),
+        &format!("{SCHEDULED_ID}.restore-report.json"),
+    )
+    .await
+    .unwrap();
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(report["status"], "failed");
+    assert!(report["error"].as_str().unwrap().contains(&format!("127.0.0.1:{closed}")), "{report}");
+}

@@ -26,6 +26,8 @@ pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std
     if let Some(answer) = handoff.await? {
         return Ok(answer);
     }
+    // Every backend and the store answer, or nothing starts (all failures named at once).
+    crate::check::preflight(store.as_ref(), &config.backends, &request.backends).await?;
     let mut options = config.tuning.backup_options(&config.backends, &store.url());
     options.id = request.backup_id.clone();
     let exporters = config.backends.exporters(&request.backends)?;

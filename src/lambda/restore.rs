@@ -125,7 +125,10 @@ async fn restore_locked(
     // Too big for the time left: a Fargate task restores (and reports, and tags) instead.
     let result = match crate::runner::handoff::restore(store.as_ref(), id, time_left).await {
         Ok(Some(handed_off)) => return Ok(handed_off),
-        Ok(None) => run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await,
+        Ok(None) => match crate::check::preflight(store.as_ref(), &config.backends, &config.restore.only).await {
+            Ok(()) => run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let status = if result.is_ok() { COMPLETED } else { FAILED };

@@ -39,7 +39,9 @@ pub trait Restorer: Send {
     fn name(&self) -> &'static str;
     /// Where the data goes (credentials redacted), for reports.
     fn target(&self) -> String;
-    /// Connects and checks that the target can take this archive, before anything is written.
+    /// Checks that the target can take *this archive* (server and format versions, modes), before
+    /// anything is written. Whether every backend and the store answer at all is
+    /// [`crate::check::preflight`]'s job, run first by the CLI and the functions alike.
     async fn preflight(&mut self, _backend: &BackendManifest) -> Result<()> {
         Ok(())
     }
