@@ -73,3 +73,40 @@ async fn a_restore_cut_halfway_is_reported_partial_and_its_safety_backup_rolls_i
     assert_same_keys(&before_restore, &redis_snapshot(&mut con, &pattern).await, 60_000);
     delete_pattern(&mut con, &pattern).await;
 }
+
+/// The archive's second read (the write pass) breaks off: the error names the store read as the
+/// cause, not the backend that was being written when the bytes stopped coming.
+#[tokio::test]
+async fn a_store_read_that_breaks_during_the_writes_is_named_as_the_cause() {
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    for chunk in (0..4000).collect::<Vec<_>>().chunks(500) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            let value: String = (0..32).map(|_| uuid::Uuid::new_v4().simple().to_string()).collect();
+            pipe.cmd("SET").arg(format!("{prefix}:doc-{i}")).arg(value).ignore();
+        }
+        let _: () = pipe.query_async(&mut con).await.unwrap();
+    }
+    let bucket = new_bucket().await;
+    let direct = s3_store(&bucket, "cut").await;
+    let exporter = RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
+    let small_parts = BackupOptions { part_bytes: 1 << 20, ..Default::default() };
+    let backup = run_backup(direct.clone(), vec![Box::new(exporter)], small_parts).await.unwrap();
+
+    // Through a proxy that lets the first read of the archive pass whole, and half of the second.
+    let endpoint = s3_endpoint().trim_start_matches("http://").to_string();
+    let port = cutting_proxy(endpoint, backup.size + backup.size / 2).await;
+    let options = ngbak::store::S3Options { endpoint: Some(format!("http://127.0.0.1:{port}")), ..Default::default() };
+    let cut = ngbak::store::open(&format!("s3://{bucket}/cut"), &options).await.unwrap();
+    let restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);
+    let err = run_restore(cut.as_ref(), &backup.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    let cause = text.find("reading archive").unwrap_or_else(|| panic!("the store read is not named: {text}"));
+    assert!(!text[..cause].contains("into redis"), "redis is blamed before the store: {text}");
+    assert!(text.starts_with("PARTIAL RESTORE"), "the parts before the cut were written, and that is said: {text}");
+    delete_pattern(&mut con, &pattern).await;
+}

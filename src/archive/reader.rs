@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -83,31 +84,23 @@ pub async fn read_archive(
     sidecar: &Sidecar,
     visitor: &mut dyn EntryVisitor,
 ) -> Result<ReadReport> {
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let pump = tokio::spawn(pump_and_hash(raw, tx));
-    let decoded = StreamReader::new(ReceiverStream::new(rx).map(Ok::<_, std::io::Error>));
+    let (pump, decoded) = Pump::start(raw);
     let walked = walk_entries(decoded, sidecar, visitor).await;
     let key = sidecar.archive.key.clone();
-    if matches!(walked, Err(Walk::Visitor(_))) {
-        // Give a failed store read a moment to surface (the decoder sees the end first).
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     let (sha256, size) = match walked {
         Err(Walk::Visitor(e)) => {
             // A backend that stopped because the archive's bytes stopped coming is not the
             // culprit: when the read from the store failed, that is the error to report.
-            if pump.is_finished() {
-                if let Ok(Err(read)) = pump.await {
-                    return Err(anyhow!(read).context(format!(
-                        "reading archive {key} from the store failed (the restore stopped there: {e:#})"
-                    )));
-                }
-            } else {
-                pump.abort();
+            if let Some(read) = pump.failure.get() {
+                return Err(anyhow!("{read}").context(format!(
+                    "reading archive {key} from the store failed (the restore stopped there: {e:#})"
+                )));
             }
+            pump.task.abort();
             return Err(e);
         }
         _ => pump
+            .task
             .await
             .context("archive reader task failed")?
             .with_context(|| format!("reading archive {key}"))?
@@ -135,17 +128,47 @@ pub async fn read_archive(
     }
 }
 
-/// Reads `raw` to its end, hashing all of it, and forwards the bytes while anyone listens.
-async fn pump_and_hash(mut raw: Box<dyn AsyncRead + Send + Unpin>, tx: mpsc::Sender<Bytes>) -> std::io::Result<Tally> {
+/// The task that reads the raw archive to its end, hashing all of it, and forwards the bytes
+/// to the decoder while it listens. A failed read is recorded in `failure` before the decoder
+/// sees it as an error in the stream, so whoever stops on it can name the store as the cause.
+struct Pump {
+    task: tokio::task::JoinHandle<std::io::Result<Tally>>,
+    failure: Arc<OnceLock<String>>,
+}
+
+type Decodable = StreamReader<ReceiverStream<std::io::Result<Bytes>>, Bytes>;
+
+impl Pump {
+    fn start(raw: Box<dyn AsyncRead + Send + Unpin>) -> (Pump, Decodable) {
+        let (tx, rx) = mpsc::channel(4);
+        let failure = Arc::new(OnceLock::new());
+        let task = tokio::spawn(pump_and_hash(raw, tx, failure.clone()));
+        (Pump { task, failure }, StreamReader::new(ReceiverStream::new(rx)))
+    }
+}
+
+async fn pump_and_hash(
+    mut raw: Box<dyn AsyncRead + Send + Unpin>,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    failure: Arc<OnceLock<String>>,
+) -> std::io::Result<Tally> {
     let mut tally = Tally::default();
     let mut listening = true;
     loop {
         let mut buf = bytes::BytesMut::with_capacity(256 << 10);
-        if raw.read_buf(&mut buf).await? == 0 {
-            return Ok(tally);
+        match raw.read_buf(&mut buf).await {
+            Ok(0) => return Ok(tally),
+            Ok(_) => {}
+            Err(e) => {
+                let _ = failure.set(e.to_string());
+                if listening {
+                    let _ = tx.send(Err(std::io::Error::new(e.kind(), e.to_string()))).await;
+                }
+                return Err(e);
+            }
         }
         tally.update(&buf);
-        if listening && tx.send(buf.freeze()).await.is_err() {
+        if listening && tx.send(Ok(buf.freeze())).await.is_err() {
             listening = false;
         }
     }
@@ -250,12 +273,10 @@ pub async fn read_standalone(
     shown: &str,
     expected_sha256: Option<&str>,
 ) -> Result<Sidecar> {
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let pump = tokio::spawn(pump_and_hash(raw, tx));
-    let decoded = StreamReader::new(ReceiverStream::new(rx).map(Ok::<_, std::io::Error>));
+    let (pump, decoded) = Pump::start(raw);
     let walked = walk_standalone(decoded).await;
     let (sha256, size) =
-        pump.await.context("archive reader task failed")?.with_context(|| format!("reading {shown}"))?.finish();
+        pump.task.await.context("archive reader task failed")?.with_context(|| format!("reading {shown}"))?.finish();
     let invalid = |reason: anyhow::Error| {
         anyhow!("archive {shown} cannot be trusted: {reason:#}. It is damaged, incomplete or not an ngbak archive; nothing was changed")
     };
