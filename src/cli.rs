@@ -151,7 +151,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backup { id, only, mut backends, tuning, json } => {
             crate::secrets::resolve(&mut backends).await?;
-            crate::check::preflight(store.as_ref(), &backends, &only).await?;
+            crate::stop::or_stop(crate::check::preflight(store.as_ref(), &backends, &only)).await?;
             let mut options = tuning.backup_options(&backends, &store.url());
             options.id = id;
             options.progress = !json;
@@ -170,7 +170,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore { id, mut backends, restore: args, json } => {
             crate::secrets::resolve(&mut backends).await?;
             if !args.dry_run {
-                crate::check::preflight(store.as_ref(), &backends, &args.only).await?;
+                crate::stop::or_stop(crate::check::preflight(store.as_ref(), &backends, &args.only)).await?;
             }
             // One restore at a time per store, CLI and functions alike (the functions' lock).
             let lock = if args.dry_run {

@@ -56,10 +56,20 @@ impl ObjectStore for LocalStore {
         format!("file://{}", self.root.display())
     }
 
+    /// Writes whole, replacing what is there (reports, renewed locks): a temporary file renamed
+    /// into place, so a reader sees the old object or the new one, never a part.
     async fn put(&self, key: &str, body: Bytes) -> Result<()> {
-        let mut upload = self.start_upload(key).await?;
-        upload.write(body).await?;
-        upload.complete().await?;
+        let target = self.path(key)?;
+        let temp = self.root.join(format!("{PARTIAL_PREFIX}{}-{key}", uuid::Uuid::new_v4().simple()));
+        let written = async {
+            write_durably(&temp, &body, true).await?;
+            fs::rename(&temp, &target).await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp).await;
+            return Err(e).with_context(|| format!("writing {}", target.display()));
+        }
         Ok(())
     }
 
