@@ -199,7 +199,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let started_at = chrono::Utc::now();
             let result =
                 restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store)).await;
-            if !args.dry_run {
+            let archive_there = store.head(&id.archive_key()).await.ok().flatten().is_some();
+            if !args.dry_run && archive_there {
                 // The same report object the restore function writes, also when the restore failed.
                 let doc = restore::outcome_document(&id, &result, started_at, "cli");
                 let written = store.put(&id.report_key(), bytes::Bytes::from(serde_json::to_vec_pretty(&doc)?)).await;

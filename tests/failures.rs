@@ -146,3 +146,64 @@ async fn two_backups_with_one_id_started_together_leave_exactly_one_verified_bac
     assert!(report.ok);
     assert!(pending_uploads(&bucket).await.is_empty());
 }
+
+/// A proxy to S3 that forwards every request but loses the response to the first
+/// CompleteMultipartUpload (`POST …?uploadId=…`): the upload was completed, the client never heard.
+async fn loses_first_complete_response(target: String) -> u16 {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lost_one = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
+            let lost_one = lost_one.clone();
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let losing = Arc::new(AtomicBool::new(false));
+                let mark = losing.clone();
+                let up = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 << 10];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let text = String::from_utf8_lossy(&buf[..n.min(2048)]);
+                        let complete =
+                            text.lines().next().is_some_and(|l| l.starts_with("POST ") && l.contains("uploadId="));
+                        if complete && !lost_one.swap(true, Ordering::SeqCst) {
+                            mark.store(true, Ordering::SeqCst);
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 || losing.load(Ordering::SeqCst) || cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_completed_upload_whose_answer_was_lost_is_recognised_and_finished() {
+    let bucket = new_bucket().await;
+    let port = loses_first_complete_response(s3_endpoint().trim_start_matches("http://").to_string()).await;
+    let options = ngbak::store::S3Options { endpoint: Some(format!("http://127.0.0.1:{port}")), ..Default::default() };
+    let store = ngbak::store::open(&format!("s3://{bucket}/lost"), &options).await.unwrap();
+    let options = BackupOptions { id: Some("lost_answer".parse().unwrap()), ..Default::default() };
+    let summary = backup_sample(store.clone(), options).await.expect("the backup whose Complete answer was lost");
+    let (_, report) = ngbak::pipeline::restore::verify(store.as_ref(), &summary.backup_id).await.unwrap();
+    assert_eq!(report.archive_sha256, summary.sha256);
+    assert!(pending_uploads(&bucket).await.is_empty());
+}

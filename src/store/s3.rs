@@ -421,6 +421,32 @@ impl S3Upload {
     }
 }
 
+impl S3Upload {
+    /// Whether the object under the key now is this upload, completed: same size, and the
+    /// multipart ETag its parts give.
+    async fn completed_as(&self, expected_etag: Option<&str>) -> bool {
+        let Some(expected) = expected_etag else { return false };
+        match self.client.head_object().bucket(&self.bucket).key(&self.key).send().await {
+            Ok(head) => {
+                head.content_length() == Some(self.size as i64)
+                    && head.e_tag().map(|t| t.trim_matches('"')) == Some(expected)
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// The ETag S3 gives a multipart object: the hex MD5 of the parts' binary MD5s, `-`, the number
+/// of parts. `None` when a part's ETag is not a plain MD5.
+fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
+    use md5::Digest;
+    let mut md5s = Vec::with_capacity(parts.len() * 16);
+    for p in parts {
+        md5s.extend(hex::decode(p.e_tag()?.trim_matches('"')).ok().filter(|d| d.len() == 16)?);
+    }
+    Some(format!("{}-{}", hex::encode(md5::Md5::digest(&md5s)), parts.len()))
+}
+
 #[async_trait]
 impl Upload for S3Upload {
     async fn write(&mut self, chunk: Bytes) -> Result<()> {
@@ -452,6 +478,7 @@ impl Upload for S3Upload {
         }
         let mut parts = std::mem::take(&mut self.done);
         parts.sort_by_key(|p| p.part_number());
+        let expected_etag = multipart_etag(&parts);
         // Conditional: an object that appeared under the key meanwhile (a second backup with the
         // same id) is never overwritten; this upload fails instead.
         let completed = self
@@ -466,6 +493,12 @@ impl Upload for S3Upload {
             .await;
         match completed {
             Ok(_) => Ok(self.size),
+            // An attempt completed it and its answer was lost (the SDK's retry then finds no
+            // upload, or an object under the key): the object there is this upload's own.
+            Err(_) if self.completed_as(expected_etag.as_deref()).await => {
+                tracing::warn!(key = %self.key, "the upload was completed by an attempt whose answer was lost");
+                Ok(self.size)
+            }
             Err(e) => {
                 let taken = e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
                     || e.code() == Some("PreconditionFailed");
