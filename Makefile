@@ -15,6 +15,9 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 	./target/debug/ngbak --store $(DEMO)/store backup --kv-dir $(SAMPLE) --id demo_snapshot
 	./target/debug/ngbak --store $(DEMO)/store list
 	./target/debug/ngbak --store $(DEMO)/store verify demo_snapshot
+	@echo "demo: the archive alone (as if downloaded and kept elsewhere) proves itself, and imports into another store"
+	./target/debug/ngbak verify --file $(DEMO)/store/demo_snapshot.ngbak
+	./target/debug/ngbak --store $(DEMO)/elsewhere import $(DEMO)/store/demo_snapshot.ngbak
 	./target/debug/ngbak --store $(DEMO)/store restore demo_snapshot --kv-dir $(DEMO)/restored
 	diff -r $(SAMPLE) $(DEMO)/restored && echo "demo: the restored working directory is identical to $(SAMPLE)"
 	@echo "demo: now a change after the backup, a restore over it (which first takes a safety backup), and the rollback"

@@ -71,6 +71,12 @@ pub fn begin_job(deadline: Option<Duration>, what: &str) -> JobGuard {
     JobGuard { timer }
 }
 
+/// The deadline to give a job that must be done within `time_left` and needs `margin` after
+/// stopping (to report, tag, release): never more than a quarter of the time is kept back.
+pub fn deadline_within(time_left: Duration, margin: Duration) -> Duration {
+    time_left.saturating_sub(margin.min(time_left / 4))
+}
+
 /// Ends a job's deadline when dropped.
 pub struct JobGuard {
     timer: Option<tokio::task::JoinHandle<()>>,

@@ -6,54 +6,7 @@
 mod common;
 
 use common::*;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Notify;
-
-/// A TCP proxy to `target` that stalls a connection — stops passing the client's bytes on, and
-/// so holds its requests unanswered without closing anything — once the client has sent `limit`
-/// bytes on it: a server that hangs mid-write. Reads (small commands) pass; bulk writes stall.
-/// `stalled` is notified when the first connection stalls.
-async fn stalling_proxy(target: String, limit: u64) -> (u16, Arc<Notify>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stalled = Arc::new(Notify::new());
-    let notify = stalled.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
-            let notify = notify.clone();
-            tokio::spawn(async move {
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
-                let sent = AtomicU64::new(0);
-                let mut buf = vec![0u8; 16 << 10];
-                loop {
-                    let n = match cr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let before = sent.fetch_add(n as u64, Ordering::SeqCst);
-                    let pass = (limit.saturating_sub(before) as usize).min(n);
-                    if sw.write_all(&buf[..pass]).await.is_err() {
-                        break;
-                    }
-                    if pass < n {
-                        notify.notify_one();
-                        // Hold the connection open, answering nothing more, until the client leaves.
-                        while cr.read(&mut buf).await.map(|n| n > 0).unwrap_or(false) {}
-                        break;
-                    }
-                }
-                down.abort();
-            });
-        }
-    });
-    (port, stalled)
-}
 
 /// Starts `ngbak` with its output captured.
 fn spawn_ngbak(args: &[&str]) -> std::process::Child {
@@ -82,21 +35,6 @@ async fn wait_at_most(mut child: std::process::Child, limit: Duration) -> std::p
     child.wait_with_output().unwrap()
 }
 
-/// `count` string keys of `size` bytes under `prefix`, some with TTLs.
-async fn seed_documents(con: &mut redis::aio::MultiplexedConnection, prefix: &str, count: usize, size: usize) {
-    for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
-        let mut pipe = redis::pipe();
-        for i in chunk {
-            let value = format!("{{\"content\": \"{}\", \"n\": {i}}}", "x".repeat(size));
-            pipe.cmd("SET").arg(format!("{prefix}:doc-{i}")).arg(value).ignore();
-            if i % 5 == 0 {
-                pipe.cmd("PEXPIRE").arg(format!("{prefix}:doc-{i}")).arg(7_200_000).ignore();
-            }
-        }
-        let _: () = pipe.query_async(con).await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn sigterm_during_a_backup_leaves_no_object_no_pending_upload_and_no_lock() {
     let bucket = new_bucket().await;
@@ -107,7 +45,7 @@ async fn sigterm_during_a_backup_leaves_no_object_no_pending_upload_and_no_lock(
     seed_documents(&mut con, &prefix, 2000, 1000).await;
 
     // The export's replies come through a proxy that stalls once the backup has asked for a lot.
-    let (port, stalled) = stalling_proxy(redis_url().trim_start_matches("redis://").to_string(), 40_000).await;
+    let (port, stalled) = stalling_writes_proxy(redis_url().trim_start_matches("redis://").to_string(), 40_000).await;
     let url = format!("redis://127.0.0.1:{port}");
     let args = ["--store", &store, "backup", "--redis-pattern", &pattern, "--redis-url", &url, "--id", "killed"];
     let child = spawn_ngbak(&args);
@@ -158,7 +96,7 @@ async fn sigterm_during_a_stalled_restore_reports_partial_and_the_safety_backup_
 
     // The restore's bulk writes stall after 1 MB on each connection; its checks and its safety
     // backup (small commands) pass.
-    let (port, stalled) = stalling_proxy(direct.trim_start_matches("redis://").to_string(), 1 << 20).await;
+    let (port, stalled) = stalling_writes_proxy(direct.trim_start_matches("redis://").to_string(), 1 << 20).await;
     let url = format!("redis://127.0.0.1:{port}");
     let args =
         ["--store", &store, "restore", &id, "--redis-pattern", &pattern, "--redis-url", &url, "--kv-mode", "replace"];
@@ -250,7 +188,7 @@ async fn a_backup_past_its_max_duration_stops_cleanly() {
     let pattern = format!("{prefix}:*");
     let mut con = redis().await;
     seed_documents(&mut con, &prefix, 2000, 1000).await;
-    let (port, _stalled) = stalling_proxy(redis_url().trim_start_matches("redis://").to_string(), 40_000).await;
+    let (port, _stalled) = stalling_writes_proxy(redis_url().trim_start_matches("redis://").to_string(), 40_000).await;
     let url = format!("redis://127.0.0.1:{port}");
     let store_arg = store.to_str().unwrap();
     let args =

@@ -19,7 +19,8 @@ pub async fn handle(config: &FunctionConfig, event: Value) -> Result<Value> {
 pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std::time::Duration) -> Result<Value> {
     let request = parse_backup_event(&event)?;
     // Stop cleanly (abort the upload, release the lock) before the function is killed.
-    let _job = crate::stop::begin_job(Some(time_left.saturating_sub(std::time::Duration::from_secs(20))), "the backup");
+    let deadline = crate::stop::deadline_within(time_left, std::time::Duration::from_secs(20));
+    let _job = crate::stop::begin_job(Some(deadline), "the backup");
     let store = config.store.open().await?;
     let handoff =
         crate::runner::handoff::backup(store.as_ref(), request.backup_id.as_ref(), &request.backends, time_left);

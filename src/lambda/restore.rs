@@ -55,7 +55,7 @@ async fn handle_in(
         }
     };
     // Stop cleanly before the function is killed: the report, the tag and the lock need a moment.
-    let _job = crate::stop::begin_job(Some(time_left.saturating_sub(STOP_MARGIN)), "the restore");
+    let _job = crate::stop::begin_job(Some(crate::stop::deadline_within(time_left, STOP_MARGIN)), "the restore");
     let holder = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "ngbak restore".into());
     let lock = match lock::acquire(store.clone(), lock::RESTORE_LOCK, &holder, lock::LEASE).await? {
         Ok(lock) => lock,

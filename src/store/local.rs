@@ -37,9 +37,13 @@ impl LocalStore {
     }
 }
 
+/// The version token: size, modification time in nanoseconds and inode, so that a file replaced
+/// by another (even of one size and time) is a new version. The content itself is pinned by the
+/// hashes a restore checks (each entry before it is applied, the whole file against the sidecar).
 fn meta_of(key: &str, m: &std::fs::Metadata) -> ObjectMeta {
+    use std::os::unix::fs::MetadataExt;
     let modified = m.modified().ok().map(chrono::DateTime::<chrono::Utc>::from);
-    let etag = modified.map(|t| format!("{}-{}", m.len(), t.timestamp_nanos_opt().unwrap_or_default()));
+    let etag = modified.map(|t| format!("{}-{}-{}", m.len(), t.timestamp_nanos_opt().unwrap_or_default(), m.ino()));
     ObjectMeta { key: key.to_string(), size: m.len(), modified, etag }
 }
 

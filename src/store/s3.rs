@@ -120,6 +120,16 @@ where
         }
         _ => "",
     };
+    // A service error says enough in its code, message, status and request id; the SDK's full
+    // context would add the whole raw response.
+    if let Some(service) = err.as_service_error().filter(|e| e.code().is_some()) {
+        let status = status_of(&err).map(|s| format!("HTTP {s}, ")).unwrap_or_default();
+        let request = service.meta().extra("aws_request_id").unwrap_or("unknown");
+        return anyhow!(
+            "S3 {op} s3://{bucket}/{key} failed: {code}: {} ({status}request id {request}){hint}",
+            service.message().unwrap_or("no message")
+        );
+    }
     anyhow!("S3 {op} s3://{bucket}/{key} failed: {}{hint}", DisplayErrorContext(&err))
 }
 

@@ -420,3 +420,63 @@ pub fn json_of(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// A TCP proxy to `target` that stalls a connection — stops passing the client's bytes on, and
+/// so holds its requests unanswered without closing anything — once the client has sent `limit`
+/// bytes on it: a server that hangs mid-write. Reads (small commands) pass; bulk writes stall.
+/// `stalled` is notified when the first connection stalls.
+pub async fn stalling_writes_proxy(target: String, limit: u64) -> (u16, Arc<tokio::sync::Notify>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stalled = Arc::new(tokio::sync::Notify::new());
+    let notify = stalled.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
+            let notify = notify.clone();
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+                let sent = AtomicU64::new(0);
+                let mut buf = vec![0u8; 16 << 10];
+                loop {
+                    let n = match cr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let before = sent.fetch_add(n as u64, Ordering::SeqCst);
+                    let pass = (limit.saturating_sub(before) as usize).min(n);
+                    if sw.write_all(&buf[..pass]).await.is_err() {
+                        break;
+                    }
+                    if pass < n {
+                        notify.notify_one();
+                        // Hold the connection open, answering nothing more, until the client leaves.
+                        while cr.read(&mut buf).await.map(|n| n > 0).unwrap_or(false) {}
+                        break;
+                    }
+                }
+                down.abort();
+            });
+        }
+    });
+    (port, stalled)
+}
+
+/// `count` string keys of `size` bytes under `prefix`, some with TTLs.
+pub async fn seed_documents(con: &mut redis::aio::MultiplexedConnection, prefix: &str, count: usize, size: usize) {
+    for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            let value = format!("{{\"content\": \"{}\", \"n\": {i}}}", "x".repeat(size));
+            pipe.cmd("SET").arg(format!("{prefix}:doc-{i}")).arg(value).ignore();
+            if i % 5 == 0 {
+                pipe.cmd("PEXPIRE").arg(format!("{prefix}:doc-{i}")).arg(7_200_000).ignore();
+            }
+        }
+        let _: () = pipe.query_async(con).await.unwrap();
+    }
+}
