@@ -144,7 +144,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     let _job = crate::stop::begin_job(max_duration, "the job (--max-duration)");
     if let Command::Verify { file: Some(file), sha256, json, .. } = &cli.command {
         let source = import::ArchiveSource::parse(file)?;
-        let (_, report) = import::verify_file(&source, sha256.as_deref(), None).await?;
+        let store = if source.needs_store() { Some(cli.store.open().await?) } else { None };
+        let source = source.resolve(store.as_deref())?;
+        let (_, report) = import::verify_file(&source, sha256.as_deref(), store.as_deref()).await?;
         return emit(*json, &report, || standalone_line("is intact", &report));
     }
     let store = cli.store.open().await?;

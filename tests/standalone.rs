@@ -166,8 +166,14 @@ async fn an_archive_uploaded_by_hand_is_reported_by_the_restore_function_until_i
     let error = report["error"].as_str().unwrap();
     assert!(error.contains("no sidecar") && error.contains(&format!("import {id}")), "{report}");
 
-    // A damaged hand upload is refused by the in-place import; no sidecar appears.
+    // A damaged hand upload is refused by the in-place import (by id or by its s3:// URL), and by
+    // verify --file; no sidecar appears. An s3:// URL outside the store is not read.
     failed_with(&ngbak(&["--store", &store, "import", &id], &[]), "cannot be trusted");
+    let in_store = format!("{store}/{key}");
+    failed_with(&ngbak(&["--store", &store, "verify", "--file", &in_store], &[]), "cannot be trusted");
+    failed_with(&ngbak(&["--store", &store, "import", &in_store], &[]), "cannot be trusted");
+    let foreign = format!("s3://{bucket}/made/{key}");
+    failed_with(&ngbak(&["--store", &store, "import", &foreign], &[]), "is not an archive in the store");
     assert!(hand.head(&format!("{id}.manifest.json")).await.unwrap().is_none());
 
     // The right file, imported in place (only the sidecar is written), restores.

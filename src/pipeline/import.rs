@@ -27,6 +27,8 @@ pub enum ArchiveSource {
     Url(String),
     /// An archive already in the store under its own key, without a sidecar (uploaded by hand).
     InStore(BackupId),
+    /// An `s3://` URL: it must name an archive inside the store (see [`ArchiveSource::resolve`]).
+    StoreUrl(String),
 }
 
 impl ArchiveSource {
@@ -36,15 +38,13 @@ impl ArchiveSource {
         if lower.starts_with("https://") || lower.starts_with("http://") {
             return Ok(ArchiveSource::Url(source.to_string()));
         }
+        if lower.starts_with("s3://") {
+            return Ok(ArchiveSource::StoreUrl(source.to_string()));
+        }
         let path = PathBuf::from(source);
         if !path.exists() {
             if let Ok(id) = source.parse::<BackupId>() {
                 return Ok(ArchiveSource::InStore(id));
-            }
-            if let Some(id) = source.rsplit('/').next().and_then(BackupId::from_archive_key) {
-                if lower.starts_with("s3://") {
-                    return Ok(ArchiveSource::InStore(id));
-                }
             }
             bail!(
                 "{source:?} is neither a file, an http(s) URL, nor the id of an archive in the store; for an archive \
@@ -52,6 +52,27 @@ impl ArchiveSource {
             );
         }
         Ok(ArchiveSource::File(path))
+    }
+
+    /// Whether reading it needs the store.
+    pub fn needs_store(&self) -> bool {
+        matches!(self, ArchiveSource::InStore(_) | ArchiveSource::StoreUrl(_))
+    }
+
+    /// Maps an `s3://` URL to the archive of the store it names; one outside the store is refused
+    /// (ngbak reads only its own store: download it, or pass a URL from `ngbak presign`).
+    pub fn resolve(self, store: Option<&dyn ObjectStore>) -> Result<Self> {
+        let ArchiveSource::StoreUrl(url) = &self else { return Ok(self) };
+        let store = store.context("an s3:// archive is read through the store: pass --store")?;
+        let base = store.url();
+        let id = url
+            .strip_prefix(&base)
+            .filter(|rest| !rest.contains('/'))
+            .and_then(BackupId::from_archive_key)
+            .with_context(|| {
+                format!("{url} is not an archive in the store {base}; download it, or pass a URL from `ngbak presign`")
+            })?;
+        Ok(ArchiveSource::InStore(id))
     }
 
     /// The source for messages: a URL without its query (a presigned URL's signature stays out).
@@ -63,6 +84,7 @@ impl ArchiveSource {
                 None => u.clone(),
             },
             ArchiveSource::InStore(id) => id.archive_key(),
+            ArchiveSource::StoreUrl(url) => url.clone(),
         }
     }
 
@@ -92,6 +114,7 @@ impl ArchiveSource {
                 let store = store.context("an archive in a store needs --store")?;
                 Ok(store.get(&id.archive_key(), None).await?.body)
             }
+            ArchiveSource::StoreUrl(url) => bail!("{url} was not resolved against the store"),
         }
     }
 }
@@ -152,6 +175,7 @@ pub async fn import(
     expected_id: Option<&BackupId>,
     sha256: Option<&str>,
 ) -> Result<StandaloneReport> {
+    let source = &source.clone().resolve(Some(store.as_ref()))?;
     let (sidecar, mut report) = verify_file(source, sha256, Some(store.as_ref())).await?;
     let id = sidecar.manifest.backup_id.clone();
     if let Some(expected) = expected_id {
