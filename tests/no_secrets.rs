@@ -94,16 +94,30 @@ async fn no_command_prints_or_stores_a_secret() {
     let summary: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
     let id = summary["backup_id"].as_str().unwrap().to_string();
 
+    let archive = dir.path().join(format!("{id}.ngbak"));
+    let archive = archive.to_str().unwrap();
     for args in [
         vec!["list", "--json"],
+        vec!["list"],
         vec!["inspect", &id, "--json"],
         vec!["verify", &id, "--json"],
+        vec!["verify", "--file", archive, "--json"],
+        vec!["cleanup", "--dry-run", "--json"],
         vec!["restore", &id, "--dry-run", "--only", "redis", "--redis-pattern", &pattern, "--json"],
+        // A restore that writes: its safety backup and its report object are searched below.
+        vec!["restore", &id, "--only", "redis", "--redis-pattern", &pattern, "--json"],
     ] {
         let out = ngbak(&args, &env);
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert_clean(&format!("{args:?}"), &out);
     }
+    // A restore that fails at its preflight writes a report object that quotes the failure.
+    let unreachable = [("NGBAK_STORE", store), ("REDIS_URL", "redis://:nsp-secret-8812@127.0.0.1:1")];
+    let args = ["restore", &id, "--only", "redis", "--redis-pattern", &pattern, "--json", "--connect-timeout", "2"];
+    let out = ngbak(&args, &unreachable);
+    assert!(!out.status.success(), "a restore into an unreachable Redis must fail");
+    assert_clean("a failed restore", &out);
+    assert!(dir.path().join(format!("{id}.restore-report.json")).exists(), "the failed restore wrote no report");
 
     let mut stored = Vec::new();
     stored_bytes(dir.path(), &mut stored);
