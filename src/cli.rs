@@ -137,11 +137,32 @@ pub enum Command {
     },
 }
 
-/// Runs the CLI; returns the process exit code.
+/// How long a job that writes may take, after a stop was asked for, to finish its own clean-up
+/// (abort the upload, remove temporary data, report, release the lock) before it is abandoned.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// Runs the CLI. On SIGINT/SIGTERM (or `--max-duration`), a command that only reads stops at
+/// once; one that writes stops at its own safe points and cleans up, within [`STOP_GRACE`].
 pub async fn run(cli: Cli) -> Result<()> {
+    let reads_only = matches!(
+        cli.command,
+        Command::List { .. }
+            | Command::Inspect { .. }
+            | Command::Verify { .. }
+            | Command::Check { .. }
+            | Command::Presign { .. }
+    );
     cli.net.apply()?;
     let max_duration = cli.max_duration.map(Duration::from_secs);
     let _job = crate::stop::begin_job(max_duration, "the job (--max-duration)");
+    if reads_only {
+        crate::stop::or_stop(execute(cli, max_duration)).await
+    } else {
+        crate::stop::finish_or_abandon(execute(cli, max_duration), STOP_GRACE).await
+    }
+}
+
+async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
     if let Command::Verify { file: Some(file), sha256, json, .. } = &cli.command {
         let source = import::ArchiveSource::parse(file)?;
         let store = if source.needs_store() { Some(cli.store.open().await?) } else { None };

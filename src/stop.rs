@@ -58,7 +58,7 @@ fn current() -> Request {
 /// returned guard ends the job's deadline.
 pub fn begin_job(deadline: Option<Duration>, what: &str) -> JobGuard {
     let request = Request::new(PROCESS.token.child_token(), deadline.map(|d| Instant::now() + d));
-    *CURRENT.lock().expect("stop state") = request.clone();
+    let previous = std::mem::replace(&mut *CURRENT.lock().expect("stop state"), request.clone());
     let timer = deadline.map(|d| {
         let request = request.clone();
         let what = what.to_string();
@@ -68,7 +68,7 @@ pub fn begin_job(deadline: Option<Duration>, what: &str) -> JobGuard {
             request.cancel(format!("{what} reached its time limit of {} s", d.as_secs()), None);
         })
     });
-    JobGuard { timer }
+    JobGuard { timer, previous: Some(previous) }
 }
 
 /// The deadline to give a job that must be done within `time_left` and needs `margin` after
@@ -77,15 +77,20 @@ pub fn deadline_within(time_left: Duration, margin: Duration) -> Duration {
     time_left.saturating_sub(margin.min(time_left / 4))
 }
 
-/// Ends a job's deadline when dropped.
+/// Ends a job's deadline when dropped, and makes the job it was started in current again (a
+/// container task's handler runs inside the CLI's job).
 pub struct JobGuard {
     timer: Option<tokio::task::JoinHandle<()>>,
+    previous: Option<Request>,
 }
 
 impl Drop for JobGuard {
     fn drop(&mut self) {
         if let Some(t) = self.timer.take() {
             t.abort();
+        }
+        if let Some(previous) = self.previous.take() {
+            *CURRENT.lock().expect("stop state") = previous;
         }
     }
 }
@@ -125,6 +130,28 @@ pub async fn or_stop<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow
         biased;
         () = token.cancelled() => Err(stopped_error().into()),
         done = work => done,
+    }
+}
+
+/// Runs `work` to its end; when a stop is asked for meanwhile, gives it `grace` to reach its own
+/// safe points and clean up (jobs that write watch for stops themselves), then drops it.
+pub async fn finish_or_abandon<T>(work: impl Future<Output = anyhow::Result<T>>, grace: Duration) -> anyhow::Result<T> {
+    let token = current().token;
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return done,
+        () = token.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, work).await {
+        Ok(done) => done,
+        Err(_) => {
+            let stopped = stopped_error();
+            tracing::error!("the job did not stop within {} s of being asked; abandoning it", grace.as_secs());
+            Err(anyhow::Error::new(stopped).context(format!(
+                "the job did not finish cleaning up within {} s: run `ngbak list` and `ngbak cleanup` for what it left",
+                grace.as_secs()
+            )))
+        }
     }
 }
 

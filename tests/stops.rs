@@ -201,3 +201,27 @@ async fn a_backup_past_its_max_duration_stops_cleanly() {
     assert!(left.is_empty(), "a stopped backup left {left:?}");
     delete_pattern(&mut con, &pattern).await;
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_a_command_that_only_reads_at_once() {
+    // A download that never answers: `verify --file` waits on it until Ctrl-C.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/snapshot.ngbak");
+    let child = spawn_ngbak(&["verify", "--file", &url]);
+    // (Time to start and install its handlers: a signal before that would kill it outright.)
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let out = wait_at_most(child, Duration::from_secs(5)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "exit code 128 + SIGINT: {stderr}");
+    assert!(stderr.contains("SIGINT"), "{stderr}");
+    held.abort();
+}

@@ -160,7 +160,8 @@ pub async fn verify_file(
     store: Option<&dyn ObjectStore>,
 ) -> Result<(Sidecar, StandaloneReport)> {
     let shown = source.shown();
-    let sidecar = read_standalone(source.open(store).await?, &shown, sha256).await?;
+    let sidecar =
+        crate::stop::or_stop(async { read_standalone(source.open(store).await?, &shown, sha256).await }).await?;
     let report = StandaloneReport::new(&sidecar, source, sha256.is_some());
     Ok((sidecar, report))
 }
@@ -239,7 +240,8 @@ async fn upload_same(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &
     let mut body = source.open(Some(store)).await?;
     let mut upload = store.start_upload(key).await?;
     let mut tally = Tally::default();
-    let copied: Result<()> = async {
+    // A stop (signal, deadline) takes the failure path: the upload is aborted.
+    let copied: Result<()> = crate::stop::or_stop(async {
         loop {
             let mut buf = BytesMut::with_capacity(1 << 20);
             if body.read_buf(&mut buf).await.with_context(|| format!("reading {} again", source.shown()))? == 0 {
@@ -257,7 +259,7 @@ async fn upload_same(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &
             );
         }
         Ok(())
-    }
+    })
     .await;
     if let Err(e) = copied {
         if let Err(abort) = upload.abort().await {
