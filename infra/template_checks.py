@@ -270,6 +270,59 @@ def _():
     assert not missing, f"the task lacks the functions' settings {sorted(missing)}"
 
 
+def may(role, action, key):
+    """Whether an Allow statement of `role` grants `action` on the archive-prefix-relative `key`
+    (Resource patterns `arn:…:s3:::${Bucket}/${ArchivePrefix}<glob>`, globbed as IAM does)."""
+    import fnmatch
+
+    for st in statements(role):
+        if st.get("Effect") != "Allow" or action not in actions(st):
+            continue
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        for res in resources:
+            template = res["Fn::Sub"][0] if isinstance(res, dict) and "Fn::Sub" in res else str(res)
+            if "/${ArchivePrefix}" not in template:
+                continue
+            glob = template.split("/${ArchivePrefix}", 1)[1]
+            if fnmatch.fnmatchcase(key, glob):
+                return True
+    return False
+
+
+# The objects each job writes and deletes, named as src/id.rs and src/store/lock.rs name them.
+BACKUP_ID = "snapshot_2026-11-23T03-00-00Z"
+SAFETY_ID = "pre-restore_snapshot_2026-11-23T03-00-00Z_2026-11-23T04-00-00-000Z"
+
+
+def writes_of_a_backup(backup_id):
+    return [("s3:PutObject", f"{backup_id}.ngbak"), ("s3:AbortMultipartUpload", f"{backup_id}.ngbak"),
+            ("s3:PutObject", f"{backup_id}.manifest.json"), ("s3:PutObject", f"{backup_id}.backup.lock"),
+            ("s3:DeleteObject", f"{backup_id}.backup.lock")]
+
+
+WRITES_OF_A_RESTORE = [
+    ("s3:GetObject", f"{BACKUP_ID}.ngbak"), ("s3:PutObjectTagging", f"{BACKUP_ID}.ngbak"),
+    ("s3:PutObject", f"{BACKUP_ID}.restore-report.json"),
+    ("s3:PutObject", "ngbak-restore.lock"), ("s3:DeleteObject", "ngbak-restore.lock"),
+] + writes_of_a_backup(SAFETY_ID)  # the safety backup before the restore writes
+
+
+@check("roles: each function and the task may write (and delete) every object its jobs write")
+def _():
+    jobs = {"BackupFunctionRole": writes_of_a_backup(BACKUP_ID), "RestoreFunctionRole": WRITES_OF_A_RESTORE,
+            "TaskRole": writes_of_a_backup(BACKUP_ID) + WRITES_OF_A_RESTORE}
+    missing = [f"{role}: {action} {key}" for role, needs in jobs.items() for action, key in needs
+               if not may(role, action, key)]
+    assert not missing, "denied: " + "; ".join(missing)
+
+
+@check("roles: the restore function cannot delete or overwrite archives other than its safety backups")
+def _():
+    for action in ("s3:DeleteObject", "s3:PutObject"):
+        for key in (f"{BACKUP_ID}.ngbak", f"{BACKUP_ID}.manifest.json"):
+            assert not may("RestoreFunctionRole", action, key), f"the restore function may {action} {key}"
+
+
 if FAILURES:
     sys.exit(f"template_checks: {len(FAILURES)} check(s) failed: {', '.join(FAILURES)}")
 print("template_checks: all checks pass")
