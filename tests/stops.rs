@@ -196,7 +196,7 @@ async fn a_backup_past_its_max_duration_stops_cleanly() {
     let out = wait_at_most(spawn_ngbak(&args), Duration::from_secs(30)).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("time limit of 3 s") && stderr.contains("no archive was stored"), "{stderr}");
+    assert!(stderr.contains("time limit of 3 s"), "{stderr}");
     let left: Vec<_> = std::fs::read_dir(&store).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "a stopped backup left {left:?}");
     delete_pattern(&mut con, &pattern).await;
