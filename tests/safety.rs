@@ -45,9 +45,11 @@ async fn a_restore_cut_halfway_is_reported_partial_and_its_safety_backup_rolls_i
     let before_restore = redis_snapshot(&mut con, &pattern).await;
 
     // The restore's own writes go through a proxy that cuts them off: connections 1 (checks)
-    // and 2 (the safety backup) pass, connection 3 (the writes) is cut after 20 KB of replies.
+    // and 2 (the safety backup) pass; from connection 3 on (the clearing of a replace, then the
+    // writes) each is cut after 20 KB of replies. (Its reads are retried on a new connection,
+    // so one cut connection alone would not stop it.)
     let target = redis_url().trim_start_matches("redis://").to_string();
-    let port = cutting_proxy_nth(target, 3, 20_000).await;
+    let (port, _) = flaky_proxy(target, 3..=usize::MAX, 20_000, Fault::Cut).await;
     let restorer =
         RedisRestorer::new(&format!("redis://127.0.0.1:{port}"), std::slice::from_ref(&pattern), RestoreMode::Replace);
     let options = RestoreOptions { safety_backup: Some(SafetyBackup { store: store.clone() }), ..Default::default() };

@@ -16,10 +16,44 @@ fn timeouts_hint(p: &Policy) -> String {
     )
 }
 
-/// A Redis connection: `redis://` or `rediss://` (TLS; `#insecure` skips verification only when
-/// the URL says so), with the CA file as the trust anchors when one is given, and the policy's
-/// connect and response timeouts (the client's own default, 500 ms, fails on a latency spike).
-pub async fn redis(url: &str) -> Result<MultiplexedConnection> {
+/// Where a Redis URL leads, ready to connect (as often as needed: a read that lost its
+/// connection opens a new one, see `sources::redis_reads`).
+pub struct RedisTarget {
+    pub client: redis::Client,
+    pub config: AsyncConnectionConfig,
+    /// The URL with its password replaced, for messages.
+    pub shown: String,
+    /// `host:port` (or the socket path).
+    pub addr: String,
+    pub tls: bool,
+}
+
+impl RedisTarget {
+    /// One connection attempt, with the error as the client gives it (to tell a lost connection,
+    /// worth another try, from a refusal such as a wrong password).
+    pub async fn connect_once(&self) -> redis::RedisResult<MultiplexedConnection> {
+        self.client.get_multiplexed_async_connection_with_config(&self.config).await
+    }
+
+    /// The message for a connection that could not be made.
+    pub fn cannot_connect(&self, e: &redis::RedisError) -> anyhow::Error {
+        anyhow!(
+            "cannot connect to Redis at {} ({}, TLS {}): {}. Check that it is running and reachable, \
+             the user and password, and for TLS the CA (--ca-file); {}",
+            self.shown,
+            self.addr,
+            if self.tls { "on" } else { "off" },
+            scrub(&e.to_string()),
+            timeouts_hint(&policy())
+        )
+    }
+}
+
+/// Sets up a Redis client: `redis://` or `rediss://` (TLS; `#insecure` skips verification only
+/// when the URL says so), with the CA file as the trust anchors when one is given, and the
+/// policy's connect and response timeouts (the client's own default, 500 ms, fails on a latency
+/// spike). Nothing is connected yet.
+pub fn redis_target(url: &str) -> Result<RedisTarget> {
     let p = policy();
     let shown = redact_url(url);
     let info = url.into_connection_info().map_err(|e| {
@@ -40,15 +74,13 @@ pub async fn redis(url: &str) -> Result<MultiplexedConnection> {
     .map_err(|e| anyhow!("cannot set up the Redis client for {shown}: {}", scrub(&e.to_string())))?;
     let config =
         AsyncConnectionConfig::new().set_connection_timeout(Some(p.connect)).set_response_timeout(Some(p.request));
-    client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| {
-        anyhow!(
-            "cannot connect to Redis at {shown} ({addr}, TLS {}): {}. Check that it is running and reachable, \
-             the user and password, and for TLS the CA (--ca-file); {}",
-            if tls { "on" } else { "off" },
-            scrub(&e.to_string()),
-            timeouts_hint(&p)
-        )
-    })
+    Ok(RedisTarget { client, config, shown, addr, tls })
+}
+
+/// A Redis connection (see [`redis_target`]), one attempt.
+pub async fn redis(url: &str) -> Result<MultiplexedConnection> {
+    let target = redis_target(url)?;
+    target.connect_once().await.map_err(|e| target.cannot_connect(&e))
 }
 
 /// A Bolt driver configuration: `bolt://`, `bolt+s://`, `bolt+ssc://`, `neo4j://`, `neo4j+s://`,

@@ -7,6 +7,7 @@ pub mod ndjson;
 pub mod neo4j;
 pub mod qdrant;
 pub mod redis;
+mod redis_reads;
 mod redis_writes;
 
 use crate::archive::{BackendManifest, EntryBody, EntryRecord, PendingEntry};

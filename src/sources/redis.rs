@@ -6,13 +6,13 @@
 //! expired in MULTI/EXEC) over several connections: see `redis_writes`.
 
 use super::ndjson::LineReader;
+use super::redis_reads::{Lines, ReadConnection};
 use super::redis_writes::{Tally, Writers};
 use super::{namespace_stat, redact_url, EntrySender, Exporter, RestoreMode, Restorer};
 use crate::archive::{BackendManifest, ContentDigest, EntryRecord};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use base64::Engine;
-use redis::aio::MultiplexedConnection;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -75,34 +75,46 @@ pub enum KeyValue {
     Dump(Blob),
 }
 
-pub async fn connect(url: &str) -> Result<MultiplexedConnection> {
+pub async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection> {
     crate::net::clients::redis(url).await
 }
 
 /// Walks every key matching a list of patterns, one SCAN batch at a time, so memory holds one
-/// batch whatever the number of keys. (SCAN may return a key twice; restoring it twice is harmless.)
-struct Scanner {
+/// batch whatever the number of keys. SCAN may return a key twice: each key is handed out once
+/// (remembered as a 64-bit hash). A batch may come out empty when all its keys were seen.
+pub(crate) struct Scanner {
     patterns: Vec<String>,
     current: usize,
     cursor: u64,
+    seen: HashSet<u64>,
+    /// When set, only these keys are handed out (a merge restore's check).
+    pub only: Option<HashSet<u64>>,
 }
 
 impl Scanner {
-    fn new(patterns: &[String]) -> Self {
-        Scanner { patterns: patterns.to_vec(), current: 0, cursor: 0 }
+    pub fn new(patterns: &[String]) -> Self {
+        Scanner { patterns: patterns.to_vec(), current: 0, cursor: 0, seen: HashSet::new(), only: None }
     }
 
-    async fn next_batch(&mut self, con: &mut MultiplexedConnection) -> Result<Option<Vec<Vec<u8>>>> {
+    /// The next batch of keys not handed out before; `None` at the end.
+    pub async fn next_batch(&mut self, rc: &ReadConnection) -> Result<Option<Vec<Vec<u8>>>> {
+        let Some(keys) = self.next_raw(rc).await? else { return Ok(None) };
+        Ok(Some(
+            keys.into_iter()
+                .filter(|k| {
+                    let h = key_hash(&Blob::from_bytes(k.clone()));
+                    self.only.as_ref().is_none_or(|only| only.contains(&h)) && self.seen.insert(h)
+                })
+                .collect(),
+        ))
+    }
+
+    /// The next SCAN batch as it comes (a cursor is the server's, so a retried SCAN on a new
+    /// connection goes on where the lost one stopped).
+    async fn next_raw(&mut self, rc: &ReadConnection) -> Result<Option<Vec<Vec<u8>>>> {
         while let Some(pattern) = self.patterns.get(self.current) {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(self.cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(BATCH)
-                .query_async(con)
-                .await
-                .with_context(|| format!("SCAN {pattern} on Redis"))?;
+            let scan = redis::cmd("SCAN").arg(self.cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(BATCH).clone();
+            let (next, keys): (u64, Vec<Vec<u8>>) = rc.cmd(&format!("SCAN {pattern}"), &scan).await?;
             self.cursor = next;
             if next == 0 {
                 self.current += 1;
@@ -137,14 +149,14 @@ impl Exporter for RedisExporter {
     }
 
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest> {
-        let mut con = connect(&self.url).await?;
+        let rc = ReadConnection::open(&self.url).await?;
         let mut parts = out.ndjson(FOLDER);
         let mut stats = BTreeMap::new();
         let mut digest = ContentDigest::default();
         let mut lines = CanonicalLines::default();
         let mut keys = 0u64;
         let mut reader = KeyReader::new(&self.patterns);
-        while let Some(record) = reader.next(&mut con).await? {
+        while let Some(record) = reader.next(&rc).await? {
             if !record.more {
                 count_key(&mut stats, &record.key);
                 keys += 1;
@@ -177,54 +189,95 @@ pub struct CanonicalLines {
 
 impl CanonicalLines {
     pub fn of(&mut self, record: &KeyRecord) -> Vec<Vec<u8>> {
-        use serde_json::json;
+        let mut lines = Lines::default();
+        self.write(record, &mut lines);
+        lines.iter().map(<[u8]>::to_vec).collect()
+    }
+
+    /// Appends the record's canonical lines to `out`. Each line is serialised straight from the
+    /// record, its fields declared in the canonical (sorted) order, so no JSON tree is built: the
+    /// bytes are those of FORMAT.md's form (a test holds them equal to the JSON-tree form).
+    pub fn write(&mut self, record: &KeyRecord, out: &mut Lines) {
+        use serde::Serialize;
+        fn line(out: &mut Lines, value: &impl Serialize) {
+            out.push_with(|buf| serde_json::to_writer(buf, value).expect("records serialise"));
+        }
+        #[derive(Serialize)]
+        struct KeyLine<'a> {
+            expires: bool,
+            key: &'a Blob,
+            #[serde(rename = "type")]
+            kind: &'a str,
+            value: Option<&'a Blob>,
+        }
+        #[derive(Serialize)]
+        struct FieldLine<'a> {
+            field: &'a Blob,
+            key: &'a Blob,
+            value: &'a Blob,
+        }
+        #[derive(Serialize)]
+        struct IndexLine<'a> {
+            index: u64,
+            key: &'a Blob,
+            value: &'a Blob,
+        }
+        #[derive(Serialize)]
+        struct MemberLine<'a> {
+            key: &'a Blob,
+            member: &'a Blob,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            score: Option<&'a str>,
+        }
         let key = &record.key;
-        let line = |v: serde_json::Value| serde_json::to_vec(&v).expect("serialises");
-        let mut out = Vec::new();
-        let kind = match &record.value {
-            KeyValue::String(_) => "string",
-            KeyValue::Hash(_) => "hash",
-            KeyValue::List(_) => "list",
-            KeyValue::Set(_) => "set",
-            KeyValue::Zset(_) => "zset",
-            KeyValue::Dump(_) => "dump",
-        };
         if !record.more {
             self.list_index = 0;
-            let value = match &record.value {
-                KeyValue::String(v) | KeyValue::Dump(v) => json!(v),
-                _ => serde_json::Value::Null,
+            let (kind, value) = match &record.value {
+                KeyValue::String(v) => ("string", Some(v)),
+                KeyValue::Dump(v) => ("dump", Some(v)),
+                KeyValue::Hash(_) => ("hash", None),
+                KeyValue::List(_) => ("list", None),
+                KeyValue::Set(_) => ("set", None),
+                KeyValue::Zset(_) => ("zset", None),
             };
-            out.push(line(json!({ "key": key, "type": kind, "expires": record.pttl.is_some(), "value": value })));
+            line(out, &KeyLine { expires: record.pttl.is_some(), key, kind, value });
         }
         match &record.value {
             KeyValue::Hash(fields) => {
-                out.extend(fields.iter().map(|(f, v)| line(json!({ "key": key, "field": f, "value": v }))))
+                for (field, value) in fields {
+                    line(out, &FieldLine { field, key, value });
+                }
             }
-            KeyValue::Set(members) => out.extend(members.iter().map(|m| line(json!({ "key": key, "member": m })))),
+            KeyValue::Set(members) => {
+                for member in members {
+                    line(out, &MemberLine { key, member, score: None });
+                }
+            }
             KeyValue::Zset(members) => {
-                out.extend(members.iter().map(|(m, sc)| line(json!({ "key": key, "member": m, "score": sc }))))
+                for (member, score) in members {
+                    line(out, &MemberLine { key, member, score: Some(score) });
+                }
             }
             KeyValue::List(items) => {
-                for item in items {
-                    out.push(line(json!({ "key": key, "index": self.list_index, "value": item })));
+                for value in items {
+                    line(out, &IndexLine { index: self.list_index, key, value });
                     self.list_index += 1;
                 }
             }
             KeyValue::String(_) | KeyValue::Dump(_) => {}
         }
-        out
     }
 }
 
 /// True when `e` is Redis's WRONGTYPE reply (a key changed type between two round trips),
 /// wherever it sits in the error's chain of context.
 pub fn is_wrong_type(e: &anyhow::Error) -> bool {
-    e.chain().filter_map(|c| c.downcast_ref::<redis::RedisError>()).any(|r| {
-        // A pipeline's replies come back as one error holding each failed command's.
-        r.code() == Some("WRONGTYPE")
-            || r.clone().into_server_errors().is_some_and(|errs| errs.iter().any(|(_, e)| e.code() == "WRONGTYPE"))
-    })
+    e.chain().any(|c| c.is::<ChangedType>())
+        || e.chain().filter_map(|c| c.downcast_ref::<redis::RedisError>()).any(|r| {
+            // A pipeline's replies come back as one error holding each failed command's.
+            r.code() == Some("WRONGTYPE")
+                || r.clone().into_server_errors().is_some_and(|errs| errs.iter().any(|(_, e)| e.code() == "WRONGTYPE"))
+        })
 }
 
 /// Parses one archived key and checks what a write would need (scores, base64).
@@ -263,7 +316,7 @@ const MAX_PART: u64 = 192 << 20;
 const PAGE_ELEMS: usize = 1000;
 
 /// A key too large to read whole: its type and TTL, read page by page afterwards.
-struct LargeKey {
+pub(crate) struct LargeKey {
     key: Vec<u8>,
     kind: String,
     pttl: Option<i64>,
@@ -274,10 +327,6 @@ struct LargeKey {
 /// pages, so memory holds one page whatever the size of a key.
 pub struct KeyReader {
     scanner: Scanner,
-    /// Keys already read (SCAN may return a key twice), as 64-bit hashes.
-    seen: HashSet<u64>,
-    /// When set, only these keys are read (a merge restore's check).
-    only: Option<HashSet<u64>>,
     ready: std::collections::VecDeque<KeyRecord>,
     large: std::collections::VecDeque<LargeKey>,
     pager: Option<Pager>,
@@ -285,23 +334,16 @@ pub struct KeyReader {
 
 impl KeyReader {
     pub fn new(patterns: &[String]) -> Self {
-        KeyReader {
-            scanner: Scanner::new(patterns),
-            seen: HashSet::new(),
-            only: None,
-            ready: Default::default(),
-            large: Default::default(),
-            pager: None,
-        }
+        KeyReader { scanner: Scanner::new(patterns), ready: Default::default(), large: Default::default(), pager: None }
     }
 
-    pub async fn next(&mut self, con: &mut MultiplexedConnection) -> Result<Option<KeyRecord>> {
+    pub async fn next(&mut self, rc: &ReadConnection) -> Result<Option<KeyRecord>> {
         loop {
             if let Some(record) = self.ready.pop_front() {
                 return Ok(Some(record));
             }
             if let Some(pager) = &mut self.pager {
-                match pager.next(con).await? {
+                match pager.next(rc).await? {
                     Some(record) => return Ok(Some(record)),
                     None => self.pager = None,
                 }
@@ -311,15 +353,8 @@ impl KeyReader {
                 self.pager = Some(Pager::new(large));
                 continue;
             }
-            let Some(keys) = self.scanner.next_batch(con).await? else { return Ok(None) };
-            let keys: Vec<Vec<u8>> = keys
-                .into_iter()
-                .filter(|k| {
-                    let h = key_hash(&Blob::from_bytes(k.clone()));
-                    self.only.as_ref().is_none_or(|only| only.contains(&h)) && self.seen.insert(h)
-                })
-                .collect();
-            let (small, large) = read_keys(con, keys).await?;
+            let Some(keys) = self.scanner.next_batch(rc).await? else { return Ok(None) };
+            let (small, large) = read_keys(rc, keys).await?;
             self.ready.extend(small);
             self.large.extend(large);
         }
@@ -328,7 +363,7 @@ impl KeyReader {
 
 /// Reads one large key page by page (HSCAN, SSCAN, ZSCAN, or LRANGE windows). SCAN-style reads
 /// may return an element twice; it is archived once (remembered as a 64-bit hash).
-struct Pager {
+pub(crate) struct Pager {
     key: LargeKey,
     cursor: u64,
     offset: i64,
@@ -338,18 +373,17 @@ struct Pager {
 }
 
 impl Pager {
-    fn new(key: LargeKey) -> Self {
+    pub fn new(key: LargeKey) -> Self {
         Pager { key, cursor: 0, offset: 0, first: true, done: false, seen: HashSet::new() }
     }
 
-    async fn next(&mut self, con: &mut MultiplexedConnection) -> Result<Option<KeyRecord>> {
+    pub async fn next(&mut self, rc: &ReadConnection) -> Result<Option<KeyRecord>> {
         while !self.done {
             let k = &self.key.key;
-            let what = || format!("reading the large key {:?} from Redis", Blob::from_bytes(k.clone()));
+            let what = format!("reading the large key {:?}", Blob::from_bytes(k.clone()));
             let value = if self.key.kind == "list" {
                 let end = self.offset + PAGE_ELEMS as i64 - 1;
-                let items: Vec<Vec<u8>> =
-                    redis::cmd("LRANGE").arg(k).arg(self.offset).arg(end).query_async(con).await.with_context(what)?;
+                let items: Vec<Vec<u8>> = rc.cmd(&what, redis::cmd("LRANGE").arg(k).arg(self.offset).arg(end)).await?;
                 self.offset += items.len() as i64;
                 self.done = items.len() < PAGE_ELEMS;
                 KeyValue::List(items.into_iter().map(Blob::from_bytes).collect())
@@ -359,14 +393,8 @@ impl Pager {
                     "set" => "SSCAN",
                     _ => "ZSCAN",
                 };
-                let (next, page): (u64, Value) = redis::cmd(command)
-                    .arg(k)
-                    .arg(self.cursor)
-                    .arg("COUNT")
-                    .arg(PAGE_ELEMS)
-                    .query_async(con)
-                    .await
-                    .with_context(what)?;
+                let (next, page): (u64, Value) =
+                    rc.cmd(&what, redis::cmd(command).arg(k).arg(self.cursor).arg("COUNT").arg(PAGE_ELEMS)).await?;
                 self.cursor = next;
                 self.done = next == 0;
                 let mut fresh = |b: &Blob| self.seen.insert(key_hash(b));
@@ -416,11 +444,11 @@ fn value_len(v: &KeyValue) -> usize {
 
 /// Reads the type, TTL and value of each key; keys that vanished meanwhile are left out, and
 /// keys too large to read whole are returned apart, to be paged.
-async fn read_keys(con: &mut MultiplexedConnection, keys: Vec<Vec<u8>>) -> Result<(Vec<KeyRecord>, Vec<LargeKey>)> {
+pub(crate) async fn read_keys(rc: &ReadConnection, keys: Vec<Vec<u8>>) -> Result<(Vec<KeyRecord>, Vec<LargeKey>)> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match read_keys_once(con, &keys).await {
+        match read_keys_once(rc, &keys).await {
             Ok(read) => return Ok(read),
             // A key changed type between the round trips: read the batch again.
             Err(e) if attempt < 5 && is_wrong_type(&e) => continue,
@@ -429,50 +457,107 @@ async fn read_keys(con: &mut MultiplexedConnection, keys: Vec<Vec<u8>>) -> Resul
     }
 }
 
-async fn read_keys_once(con: &mut MultiplexedConnection, keys: &[Vec<u8>]) -> Result<(Vec<KeyRecord>, Vec<LargeKey>)> {
+/// One batch in as few round trips as the types need. First, for every key, `PTTL` and `GET`
+/// (errors kept per command): a string — most keys — is then read, and a key that is gone
+/// answers nil. Only keys of other types (GET answers WRONGTYPE) take two more round trips:
+/// `TYPE` and the length of collections, then the value (or pages, when large).
+async fn read_keys_once(rc: &ReadConnection, keys: &[Vec<u8>]) -> Result<(Vec<KeyRecord>, Vec<LargeKey>)> {
     if keys.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let mut meta = redis::pipe();
+    let mut first = redis::pipe();
+    first.ignore_errors();
     for k in keys {
-        meta.cmd("TYPE").arg(k).cmd("PTTL").arg(k);
+        first.cmd("PTTL").arg(k).cmd("GET").arg(k);
     }
-    let meta: Vec<Value> = meta.query_async(con).await.context("reading key types and TTLs from Redis")?;
+    let replies: Vec<Value> = rc.pipe("reading TTLs and string values", &first).await?;
+    if replies.len() != 2 * keys.len() {
+        bail!("Redis answered {} replies to {} commands", replies.len(), 2 * keys.len());
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    let mut others = Vec::new();
+    let mut replies = replies.into_iter();
+    for k in keys {
+        let (pttl, value) = (replies.next().expect("counted"), replies.next().expect("counted"));
+        let pttl = match pttl {
+            Value::ServerError(e) => return Err(anyhow::Error::new(redis::RedisError::from(e))),
+            v => redis::from_redis_value::<i64>(v)?,
+        };
+        let pttl = (pttl >= 0).then_some(pttl);
+        match value {
+            Value::Nil => {} // gone since SCAN
+            Value::ServerError(e) if e.code() == "WRONGTYPE" => others.push((k.clone(), pttl)),
+            Value::ServerError(e) => return Err(anyhow::Error::new(redis::RedisError::from(e))),
+            v => out.push(KeyRecord {
+                key: Blob::from_bytes(k.clone()),
+                pttl,
+                more: false,
+                value: KeyValue::String(blob(v)?),
+            }),
+        }
+    }
+    if others.is_empty() {
+        return Ok((out, Vec::new()));
+    }
+    let (rest, large) = read_other_keys(rc, others).await?;
+    out.extend(rest);
+    Ok((out, large))
+}
+
+/// Keys that are not strings: their type, the length of collections, then their values.
+async fn read_other_keys(
+    rc: &ReadConnection,
+    keys: Vec<(Vec<u8>, Option<i64>)>,
+) -> Result<(Vec<KeyRecord>, Vec<LargeKey>)> {
+    let mut types = redis::pipe();
+    for (k, _) in &keys {
+        types.cmd("TYPE").arg(k);
+    }
+    let types: Vec<Value> = rc.pipe("reading key types", &types).await?;
     let mut typed = Vec::new();
+    // Only collections need their length (to be paged when large): a DUMP of a key that
+    // vanished since TYPE reads back as nil, and is left out then.
     let mut lengths = redis::pipe();
-    for (k, pair) in keys.iter().zip(meta.chunks(2)) {
-        let kind = match &pair[0] {
+    let mut collections = 0;
+    for ((k, pttl), kind) in keys.into_iter().zip(types) {
+        let kind = match &kind {
             Value::SimpleString(s) => s.clone(),
             Value::Okay => "ok".into(),
             other => redis::from_redis_value_ref::<String>(other)?,
         };
-        let pttl = redis::from_redis_value_ref::<i64>(&pair[1])?;
         let length = match kind.as_str() {
             "none" => continue,
-            "hash" => "HLEN",
-            "list" => "LLEN",
-            "set" => "SCARD",
-            "zset" => "ZCARD",
-            _ => "EXISTS",
+            // A string again: it changed type since GET; read the batch again.
+            "string" => return Err(ChangedType.into()),
+            "hash" => Some("HLEN"),
+            "list" => Some("LLEN"),
+            "set" => Some("SCARD"),
+            "zset" => Some("ZCARD"),
+            _ => None,
         };
-        lengths.cmd(length).arg(k);
-        typed.push((k.clone(), kind, (pttl >= 0).then_some(pttl)));
+        if let Some(length) = length {
+            lengths.cmd(length).arg(&k);
+            collections += 1;
+        }
+        typed.push((k, kind, pttl));
     }
     if typed.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let lengths: Vec<u64> = lengths.query_async(con).await.context("reading key sizes from Redis")?;
+    let lengths: Vec<u64> = if collections > 0 { rc.pipe("reading key sizes", &lengths).await? } else { Vec::new() };
+    let mut lengths = lengths.into_iter();
     let mut reads = redis::pipe();
     let mut small = Vec::new();
     let mut large = Vec::new();
-    for ((key, kind, pttl), len) in typed.into_iter().zip(lengths) {
+    for (key, kind, pttl) in typed {
         let collection = matches!(kind.as_str(), "hash" | "list" | "set" | "zset");
+        let len =
+            if collection { lengths.next().ok_or_else(|| anyhow!("Redis answered too few lengths"))? } else { 0 };
         if collection && len as usize > PAGE_ELEMS {
             large.push(LargeKey { key, kind, pttl });
             continue;
         }
         match kind.as_str() {
-            "string" => reads.cmd("GET").arg(&key),
             "hash" => reads.cmd("HGETALL").arg(&key),
             "list" => reads.cmd("LRANGE").arg(&key).arg(0).arg(-1),
             "set" => reads.cmd("SMEMBERS").arg(&key),
@@ -484,14 +569,13 @@ async fn read_keys_once(con: &mut MultiplexedConnection, keys: &[Vec<u8>]) -> Re
     if small.is_empty() {
         return Ok((Vec::new(), large));
     }
-    let values: Vec<Value> = reads.query_async(con).await.context("reading values from Redis")?;
+    let values: Vec<Value> = rc.pipe("reading values", &reads).await?;
     let mut out = Vec::with_capacity(small.len());
     for ((key, kind, pttl), value) in small.into_iter().zip(values) {
         if value == Value::Nil {
             continue; // expired or deleted since TYPE
         }
         let value = match kind.as_str() {
-            "string" => KeyValue::String(blob(value)?),
             "hash" => {
                 KeyValue::Hash(pairs(value)?.into_iter().map(|(f, v)| Ok((blob(f)?, blob(v)?))).collect::<Result<_>>()?)
             }
@@ -506,6 +590,12 @@ async fn read_keys_once(con: &mut MultiplexedConnection, keys: &[Vec<u8>]) -> Re
     }
     Ok((out, large))
 }
+
+/// A key that GET found of another type reads as a string on TYPE: it changed type between
+/// the round trips (handled like Redis's WRONGTYPE: the batch is read again).
+#[derive(Debug, thiserror::Error)]
+#[error("a key changed type while it was being read")]
+struct ChangedType;
 
 fn blob(v: Value) -> Result<Blob> {
     Ok(Blob::from_bytes(redis::from_redis_value::<Vec<u8>>(v)?))
@@ -598,15 +688,14 @@ impl Restorer for RedisRestorer {
 
     async fn prepare(&mut self, _backend: &BackendManifest) -> Result<()> {
         if self.mode == RestoreMode::Replace {
-            let mut con = connect(&self.url).await?;
+            let rc = ReadConnection::open(&self.url).await?;
             let mut deleted = 0u64;
             let mut scanner = Scanner::new(&self.patterns);
-            while let Some(keys) = scanner.next_batch(&mut con).await? {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(keys)
-                    .query_async(&mut con)
-                    .await
-                    .context("clearing keys before replace")?;
+            while let Some(keys) = scanner.next_batch(&rc).await? {
+                if keys.is_empty() {
+                    continue;
+                }
+                let n: u64 = rc.once("clearing keys before replace (UNLINK)", redis::cmd("UNLINK").arg(keys)).await?;
                 deleted += n;
             }
             tracing::info!(deleted, patterns = ?self.patterns, "replace mode: cleared Redis keys before restore");
@@ -706,17 +795,8 @@ impl Restorer for RedisRestorer {
 
     async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
         // Replace mode: every key in scope; merge mode: the keys this restore wrote.
-        let mut con = connect(&self.url).await?;
-        let mut reader = KeyReader::new(&self.patterns);
-        if self.mode == RestoreMode::Merge {
-            reader.only = Some(self.written.clone());
-        }
-        let mut lines = CanonicalLines::default();
-        while let Some(record) = reader.next(&mut con).await? {
-            for line in lines.of(&record) {
-                each(&line);
-            }
-        }
+        let only = (self.mode == RestoreMode::Merge).then(|| self.written.clone());
+        super::redis_reads::read_back(&self.url, &self.patterns, only, each).await?;
         Ok(true)
     }
 }
@@ -754,6 +834,86 @@ mod tests {
         let binary = Blob::from_bytes(vec![0xff, 0, 1]);
         assert!(matches!(binary, Blob::Binary { .. }));
         assert_eq!(binary.into_bytes().unwrap(), vec![0xff, 0, 1]);
+    }
+
+    /// The canonical form as FORMAT.md states it, built as a JSON tree (how it was first written):
+    /// the oracle for [`CanonicalLines`], which serialises the same bytes without the tree.
+    fn canonical_by_tree(record: &KeyRecord, list_index: &mut u64) -> Vec<Vec<u8>> {
+        use serde_json::json;
+        let key = &record.key;
+        let line = |v: serde_json::Value| serde_json::to_vec(&v).unwrap();
+        let mut out = Vec::new();
+        let kind = match &record.value {
+            KeyValue::String(_) => "string",
+            KeyValue::Hash(_) => "hash",
+            KeyValue::List(_) => "list",
+            KeyValue::Set(_) => "set",
+            KeyValue::Zset(_) => "zset",
+            KeyValue::Dump(_) => "dump",
+        };
+        if !record.more {
+            *list_index = 0;
+            let value = match &record.value {
+                KeyValue::String(v) | KeyValue::Dump(v) => json!(v),
+                _ => serde_json::Value::Null,
+            };
+            out.push(line(json!({ "key": key, "type": kind, "expires": record.pttl.is_some(), "value": value })));
+        }
+        match &record.value {
+            KeyValue::Hash(f) => out.extend(f.iter().map(|(f, v)| line(json!({ "key": key, "field": f, "value": v })))),
+            KeyValue::Set(m) => out.extend(m.iter().map(|m| line(json!({ "key": key, "member": m })))),
+            KeyValue::Zset(m) => {
+                out.extend(m.iter().map(|(m, sc)| line(json!({ "key": key, "member": m, "score": sc }))))
+            }
+            KeyValue::List(items) => {
+                for item in items {
+                    out.push(line(json!({ "key": key, "index": *list_index, "value": item })));
+                    *list_index += 1;
+                }
+            }
+            KeyValue::String(_) | KeyValue::Dump(_) => {}
+        }
+        out
+    }
+
+    #[test]
+    fn canonical_lines_are_the_json_tree_form_byte_for_byte() {
+        let b = |s: &[u8]| Blob::from_bytes(s.to_vec());
+        let text = "{\"content\":\"Ada \u{00f6}\u{2014} \\ \t\x01 \u{1f600} \u{7f}\"}".as_bytes();
+        let records = vec![
+            KeyRecord { key: b(b"k:s"), pttl: Some(5), more: false, value: KeyValue::String(b(text)) },
+            KeyRecord { key: b(b"k:\xff\x00bin"), pttl: None, more: false, value: KeyValue::String(b(&[0xff, 0, 7])) },
+            KeyRecord {
+                key: b(b"k:h"),
+                pttl: None,
+                more: false,
+                value: KeyValue::Hash(vec![(b(b"f\"1"), b(text)), (b(&[0x80]), b(b""))]),
+            },
+            KeyRecord { key: b(b"k:l"), pttl: Some(1), more: false, value: KeyValue::List(vec![b(b"a"), b(&[0xfe])]) },
+            KeyRecord { key: b(b"k:l"), pttl: None, more: true, value: KeyValue::List(vec![b(b"c")]) },
+            KeyRecord { key: b(b"k:set"), pttl: None, more: false, value: KeyValue::Set(vec![b(b"m"), b(&[0xc3])]) },
+            KeyRecord {
+                key: b(b"k:z"),
+                pttl: None,
+                more: false,
+                value: KeyValue::Zset(vec![(b(b"m1"), "-inf".into()), (b(&[0x00, 0xff]), "1.5e-300".into())]),
+            },
+            KeyRecord { key: b(b"k:z"), pttl: None, more: true, value: KeyValue::Zset(vec![(b(b"m2"), "inf".into())]) },
+            KeyRecord { key: b(b"k:d"), pttl: Some(9), more: false, value: KeyValue::Dump(b(&[0, 1, 2, 0xff])) },
+            KeyRecord { key: b(b"k:empty"), pttl: None, more: false, value: KeyValue::Hash(vec![]) },
+        ];
+        let (mut fast, mut index) = (CanonicalLines::default(), 0);
+        let mut n = 0;
+        for record in &records {
+            let expected = canonical_by_tree(record, &mut index);
+            let got = fast.of(record);
+            n += got.len();
+            for (g, e) in got.iter().zip(&expected) {
+                assert_eq!(String::from_utf8_lossy(g), String::from_utf8_lossy(e));
+            }
+            assert_eq!(got, expected);
+        }
+        assert_eq!(n, 18);
     }
 
     #[test]

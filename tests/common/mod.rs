@@ -480,3 +480,65 @@ pub async fn seed_documents(con: &mut redis::aio::MultiplexedConnection, prefix:
         let _: () = pipe.query_async(con).await.unwrap();
     }
 }
+
+/// What [`flaky_proxy`] does to its chosen connection once `limit` bytes came back on it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fault {
+    /// Closes the connection: the server went away mid-answer.
+    Cut,
+    /// Stops forwarding but keeps the connection open: the server stopped answering.
+    Stall,
+}
+
+/// A TCP proxy to `target` that applies `fault` to the connections numbered in `which` (1-based:
+/// `2..=2` the second only, `3..=usize::MAX` the third and every later one) once `limit` bytes
+/// have come back on each; the other connections pass untouched. Returns its port and the number
+/// of connections it accepted so far (to see that a job really connected again).
+pub async fn flaky_proxy(
+    target: String,
+    which: std::ops::RangeInclusive<usize>,
+    limit: u64,
+    fault: Fault,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let which = which.clone();
+            let this = count.fetch_add(1, Ordering::SeqCst) + 1;
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
+            let limit = if which.contains(&this) { limit } else { u64::MAX };
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
+                let mut buf = vec![0u8; 4096];
+                let mut passed = 0u64;
+                loop {
+                    let n = match sr.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    passed += n as u64;
+                    if passed > limit {
+                        if fault == Fault::Stall {
+                            // Hold both halves open, silent, until the client gives up.
+                            let _held = (cw, sr);
+                            std::future::pending::<()>().await;
+                        }
+                        break;
+                    }
+                    if cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    (port, accepted)
+}

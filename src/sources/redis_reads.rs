@@ -1,0 +1,270 @@
+//! The read side of Redis: a connection whose reads survive a lost connection, and the parallel
+//! read-back after a restore.
+//!
+//! Every read ngbak makes (SCAN cursors, TYPE/PTTL/GET pipelines, HSCAN/LRANGE pages) is
+//! idempotent, so a read that fails on a connection error or a timeout is sent again on a new
+//! connection, a bounded number of times with exponential backoff (`NGBAK_MAX_ATTEMPTS`).
+//! Writes are not retried here: a restore's pipelines are not all safe to repeat.
+//!
+//! The read-back reads the restored keys over several connections at once: one connection walks
+//! the key space with SCAN and hands out batches of keys; [`READ_LANES`] lanes read them and put
+//! their records in canonical form; the caller hashes the lines. The digest is a sum, so the
+//! order in which the lanes finish does not matter. Queues are short, so memory holds a few
+//! batches whatever the number of keys.
+
+use super::redis::{read_keys, CanonicalLines, Pager, Scanner};
+use crate::net::clients::{redis_target, RedisTarget};
+use crate::net::{policy, scrub};
+use anyhow::{anyhow, Result};
+use backon::{ExponentialBuilder, Retryable};
+use redis::aio::MultiplexedConnection;
+use redis::{FromRedisValue, RedisError};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Connections reading at once during the read-back (as many as the writers use: Redis answers
+/// one command at a time, but several connections keep it busy while ngbak parses and hashes).
+pub const READ_LANES: usize = 4;
+/// Batches of keys waiting for a lane, and batches of lines waiting to be hashed.
+const QUEUE: usize = READ_LANES;
+/// The first pause before a read is retried; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// True for the failures another connection may not have: the connection was refused, dropped
+/// or reset, or an answer did not come in time. A server's error reply (wrong password, wrong
+/// type, out of memory) or a certificate that is not trusted would fail again: no retry.
+pub fn is_transient(e: &RedisError) -> bool {
+    e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// A Redis connection for reads that retries each read on a new connection when the old one
+/// fails (see the module's documentation). Opens its connection on first use.
+pub struct ReadConnection {
+    target: Arc<RedisTarget>,
+    con: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl ReadConnection {
+    pub fn new(url: &str) -> Result<Self> {
+        Ok(Self::on(Arc::new(redis_target(url)?)))
+    }
+
+    fn on(target: Arc<RedisTarget>) -> Self {
+        ReadConnection { target, con: Mutex::new(None) }
+    }
+
+    /// Connects now (with the same retries), so that an unreachable server fails before any work.
+    pub async fn open(url: &str) -> Result<Self> {
+        let rc = Self::new(url)?;
+        rc.run("connecting", |_| async { Ok(()) }).await?;
+        Ok(rc)
+    }
+
+    /// Runs one command, retrying as described above. `what` names it in the error.
+    pub async fn cmd<T: FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Result<T> {
+        self.run(what, |mut con| async move { cmd.query_async(&mut con).await }).await
+    }
+
+    /// Runs one pipeline, retrying it whole as described above.
+    pub async fn pipe<T: FromRedisValue>(&self, what: &str, pipe: &redis::Pipeline) -> Result<T> {
+        self.run(what, |mut con| async move { pipe.query_async(&mut con).await }).await
+    }
+
+    /// Runs one command once, without retries (for writes, such as the UNLINK of a replace).
+    pub async fn once<T: FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Result<T> {
+        let mut con = self.connection().await.map_err(|e| self.target.cannot_connect(&e))?;
+        cmd.query_async(&mut con)
+            .await
+            .map_err(|e| anyhow!("{what} on Redis at {} failed: {}", self.target.addr, scrub(&e.to_string())))
+    }
+
+    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(con) = self.con.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(con);
+        }
+        let con = self.target.connect_once().await?;
+        *self.con.lock().unwrap_or_else(|e| e.into_inner()) = Some(con.clone());
+        Ok(con)
+    }
+
+    async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let attempts = policy().max_attempts.max(1);
+        let started = Instant::now();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let (op, tries_ref) = (&op, &tries);
+        let attempt = move || async move {
+            tries_ref.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let con = self.connection().await.map_err(|e| (true, e))?;
+            match op(con).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    if is_transient(&e) {
+                        // The connection is lost or stuck: the next attempt opens another.
+                        *self.con.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    }
+                    Err((false, e))
+                }
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(FIRST_BACKOFF)
+            .with_max_delay(MAX_BACKOFF)
+            .with_max_times(attempts as usize - 1)
+            .with_jitter();
+        let result = attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|(_, e)| is_transient(e))
+            .notify(|(_, e), pause| {
+                tracing::warn!(
+                    addr = %self.target.addr,
+                    what,
+                    error = %scrub(&e.to_string()),
+                    retry_in_ms = pause.as_millis() as u64,
+                    "Redis read failed; retrying on a new connection"
+                )
+            })
+            .await;
+        result.map_err(|(connecting, e)| {
+            let tried = tries.load(std::sync::atomic::Ordering::Relaxed);
+            // A reply's error stays in the chain (callers look for WRONGTYPE in it); a connection's
+            // error is told in words, scrubbed of anything that looks like a password.
+            let cause = if connecting { self.target.cannot_connect(&e) } else { anyhow::Error::new(e.clone()) };
+            if !is_transient(&e) {
+                return cause.context(format!("{what} on Redis at {}", self.target.addr));
+            }
+            cause.context(format!(
+                "{what} on Redis at {} ({}) failed {tried} time(s) in {:.1} s: each attempt on a new connection, \
+                 with backoff from {} ms between attempts, for connection errors and timeouts \
+                 (NGBAK_MAX_ATTEMPTS={attempts}, NGBAK_REQUEST_TIMEOUT={} s)",
+                self.target.addr,
+                self.target.shown,
+                started.elapsed().as_secs_f64(),
+                FIRST_BACKOFF.as_millis(),
+                policy().request.as_secs()
+            ))
+        })
+    }
+}
+
+/// Canonical lines of several records in one buffer (one allocation per batch, not per line).
+#[derive(Default)]
+pub struct Lines {
+    pub buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        write(&mut self.buf);
+        self.ends.push(self.buf.len());
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(a, b)| &self.buf[a..b])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// Reads every key under `patterns` (only those in `only`, when given) over [`READ_LANES`]
+/// connections plus one for SCAN, and hands each record's canonical lines to `each`.
+pub async fn read_back(
+    url: &str,
+    patterns: &[String],
+    only: Option<HashSet<u64>>,
+    each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+) -> Result<()> {
+    let target = Arc::new(redis_target(url)?);
+    let scan = ReadConnection::on(target.clone());
+    scan.run("connecting", |_| async { Ok(()) }).await?;
+    let (keys_tx, keys_rx) = mpsc::channel::<Vec<Vec<u8>>>(QUEUE);
+    let keys_rx = Arc::new(tokio::sync::Mutex::new(keys_rx));
+    let (lines_tx, mut lines_rx) = mpsc::channel::<Result<Lines>>(QUEUE);
+    let mut tasks = JoinSet::new();
+
+    let (patterns, tx) = (patterns.to_vec(), lines_tx.clone());
+    tasks.spawn(async move {
+        let mut scanner = Scanner::new(&patterns);
+        scanner.only = only;
+        loop {
+            match scanner.next_batch(&scan).await {
+                Ok(Some(keys)) if keys.is_empty() => continue,
+                Ok(Some(keys)) => {
+                    if keys_tx.send(keys).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    for _ in 0..READ_LANES {
+        let (rc, rx, tx) = (ReadConnection::on(target.clone()), keys_rx.clone(), lines_tx.clone());
+        tasks.spawn(async move {
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some(keys) = next else { return };
+                if let Err(e) = read_batch(&rc, keys, &tx).await {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        });
+    }
+    drop(lines_tx);
+    // Dropping `tasks` on an early return stops the lanes.
+    while let Some(lines) = lines_rx.recv().await {
+        for line in lines?.iter() {
+            each(line);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| anyhow!("a Redis read-back lane failed: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Reads one batch of keys: small keys whole, then each large key page by page.
+async fn read_batch(rc: &ReadConnection, keys: Vec<Vec<u8>>, out: &mpsc::Sender<Result<Lines>>) -> Result<()> {
+    let (small, large) = read_keys(rc, keys).await?;
+    let mut canonical = CanonicalLines::default();
+    let mut lines = Lines::default();
+    for record in &small {
+        canonical.write(record, &mut lines);
+    }
+    drop(small);
+    send(out, lines).await?;
+    for key in large {
+        let mut pager = Pager::new(key);
+        while let Some(record) = pager.next(rc).await? {
+            let mut lines = Lines::default();
+            canonical.write(&record, &mut lines);
+            send(out, lines).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn send(out: &mpsc::Sender<Result<Lines>>, lines: Lines) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    out.send(Ok(lines)).await.map_err(|_| anyhow!("the Redis read-back stopped"))
+}
