@@ -1,6 +1,8 @@
 //! Qdrant REST over HTTPS with a private CA: the Qdrant test double behind a socat TLS proxy
 //! (the test CA and certificate that tests/servers/start-tls.sh made), backed up in snapshot
-//! mode through the real `ngbak` binary with `--ca-file`, and refused without it.
+//! mode through the real `ngbak` binary with `--ca-file`, and refused without it. And gRPC over
+//! TLS (points mode): the double's gRPC server speaks TLS itself (socat cannot negotiate HTTP/2
+//! by ALPN), trusted through `SSL_CERT_FILE`, since qdrant-client takes no CA of its own.
 
 mod common;
 #[path = "support/qdrant_double.rs"]
@@ -82,5 +84,52 @@ async fn qdrant_rest_over_https_with_a_private_ca_backs_up_snapshots() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "without the CA the server is not trusted");
     assert!(stderr.contains(&format!("127.0.0.1:{}", proxy.port)), "{stderr}");
+    assert!(!stderr.contains(KEY), "{stderr}");
+}
+
+/// Points mode over TLS gRPC, backed up and restored through the real `ngbak` binary. qdrant-client
+/// builds its TLS settings from the system roots (rustls-native-certs) and takes no CA: a private
+/// CA reaches it only through `SSL_CERT_FILE`. Without it the server is refused, by host:port.
+#[tokio::test(flavor = "multi_thread")]
+async fn qdrant_grpc_over_tls_backs_up_and_restores_points_with_ssl_cert_file() {
+    let ca = std::env::var("NGBAK_TEST_CA_FILE").expect("NGBAK_TEST_CA_FILE: run under tests/servers/with-servers.sh");
+    let dir_tls = Path::new(&ca).parent().unwrap();
+    let cert = std::fs::read(dir_tls.join("server.pem")).unwrap();
+    let key = std::fs::read(dir_tls.join("server.key")).unwrap();
+    let double = QdrantDouble::start_grpc_tls(Some(KEY), "1.15.0", &cert, &key).await;
+    double.seed_hybrid("entities", 20, 8);
+    assert!(double.grpc_url.starts_with("https://"));
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("NGBAK_STORE", dir.path().to_str().unwrap().to_string()),
+        ("QDRANT_URL", double.rest_url.clone()),
+        ("QDRANT_GRPC_URL", double.grpc_url.clone()),
+        ("QDRANT_API_KEY", KEY.to_string()),
+        ("NGBAK_QDRANT_MODE", "points".to_string()),
+        ("NGBAK_REQUEST_TIMEOUT", "5".to_string()),
+    ];
+    let trusted = [env.clone(), vec![("SSL_CERT_FILE", ca.clone())]].concat();
+
+    let out = ngbak(vec!["backup".into(), "--id".into(), "grpc_tls".into(), "--json".into()], trusted.clone()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["backends"]["qdrant"]["stats"]["vectors"], 20, "{summary}");
+    assert_eq!(summary["backends"]["qdrant"]["details"]["mode"], "points", "{summary}");
+
+    // Restored beside the original over the same TLS channel, and proven by the read-back.
+    let args = ["restore", "grpc_tls", "--restore-as", "entities_tls", "--json"];
+    let out = ngbak(args.iter().map(|a| a.to_string()).collect(), trusted).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["backends"]["qdrant"]["verified"], true, "{report}");
+    assert_eq!(report["backends"]["qdrant"]["restored"]["vectors"], 20, "{report}");
+
+    let refused = ngbak(vec!["backup".into(), "--id".into(), "grpc_untrusted".into()], env).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "without the CA the gRPC server is not trusted");
+    let port = double.grpc_url.rsplit(':').next().unwrap();
+    assert!(stderr.contains(&format!("localhost:{port}")), "{stderr}");
     assert!(!stderr.contains(KEY), "{stderr}");
 }

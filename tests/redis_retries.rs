@@ -32,8 +32,11 @@ fn redis_addr() -> String {
 
 /// `n` string keys of about 300 bytes under `prefix`, besides one key of every type.
 async fn seed(prefix: &str, n: usize) {
-    let mut con = redis().await;
-    seed_redis(&mut con, prefix).await;
+    seed_in(&mut redis().await, prefix, n).await;
+}
+
+async fn seed_in(con: &mut redis::aio::MultiplexedConnection, prefix: &str, n: usize) {
+    seed_redis(con, prefix).await;
     let mut pipe = redis::pipe();
     for i in 0..n {
         pipe.cmd("SET")
@@ -41,7 +44,7 @@ async fn seed(prefix: &str, n: usize) {
             .arg(format!("{{\"content\":\"{}\"}}", "x".repeat(280)))
             .ignore();
     }
-    let _: () = pipe.query_async(&mut con).await.unwrap();
+    let _: () = pipe.query_async(con).await.unwrap();
 }
 
 async fn read_back_digest(url: &str, pattern: &str) -> ContentDigest {
@@ -85,21 +88,23 @@ async fn a_backup_goes_on_when_its_redis_connection_is_cut_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_back_goes_on_when_a_connection_stops_answering() {
     short_timeouts();
+    // In database 9, which holds only these keys: one SCAN finds them all, so they make one batch.
     let prefix = format!("ngr_{}", unique());
     let pattern = format!("{prefix}:*");
-    seed(&prefix, 300).await;
-    let direct = read_back_digest(&redis_url(), &pattern).await;
+    let mut con = ngbak::sources::redis::connect(&format!("{}/9", redis_url())).await.unwrap();
+    seed_in(&mut con, &prefix, 300).await;
+    let direct = read_back_digest(&format!("{}/9", redis_url()), &pattern).await;
     assert_eq!(direct.records, 300 + 28, "a line per key, and one per element of hashes, lists, sets, sorted sets");
 
     // Connection 1 walks the keys; the one batch goes to a lane on connection 2, which stalls
     // after 2 kB of its answer: the 1 s answer timeout fires and the lane reads again.
     let (port, accepted) = flaky_proxy(redis_addr(), 2..=2, 2_000, Fault::Stall).await;
     let started = Instant::now();
-    let through = read_back_digest(&format!("redis://127.0.0.1:{port}"), &pattern).await;
+    let through = read_back_digest(&format!("redis://127.0.0.1:{port}/9"), &pattern).await;
     assert!(started.elapsed() >= Duration::from_secs(1), "the stall held the read for the answer timeout");
     assert!(accepted.load(Ordering::SeqCst) >= 3, "the lane read again over a new connection");
     assert_eq!(through, direct);
-    delete_pattern(&mut redis().await, &pattern).await;
+    delete_pattern(&mut con, &pattern).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,12 +44,12 @@ async fn a_restore_cut_halfway_is_reported_partial_and_its_safety_backup_rolls_i
     let _: () = pipe.query_async(&mut con).await.unwrap();
     let before_restore = redis_snapshot(&mut con, &pattern).await;
 
-    // The restore's own writes go through a proxy that cuts them off: connections 1 (checks)
-    // and 2 (the safety backup) pass; from connection 3 on (the clearing of a replace, then the
-    // writes) each is cut after 20 KB of replies. (Its reads are retried on a new connection,
-    // so one cut connection alone would not stop it.)
+    // The restore's own writes go through a proxy that cuts them off: connections 1 (checks),
+    // 2 (the safety backup) and 3 (the clearing of a replace) pass; from connection 4 on (the
+    // four write connections) each is cut after 1 KB of replies. (Reads are retried on a new
+    // connection, so the cut must hit the writes, which are not.)
     let target = redis_url().trim_start_matches("redis://").to_string();
-    let (port, _) = flaky_proxy(target, 3..=usize::MAX, 20_000, Fault::Cut).await;
+    let (port, _) = flaky_proxy(target, 4..=usize::MAX, 1_000, Fault::Cut).await;
     let restorer =
         RedisRestorer::new(&format!("redis://127.0.0.1:{port}"), std::slice::from_ref(&pattern), RestoreMode::Replace);
     let options = RestoreOptions { safety_backup: Some(SafetyBackup { store: store.clone() }), ..Default::default() };

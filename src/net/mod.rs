@@ -19,7 +19,8 @@ use std::path::PathBuf;
 #[derive(Args, Clone, Debug, Default)]
 pub struct NetArgs {
     /// PEM file of CA certificates to trust (private CA, self-signed test servers). S3 and Qdrant
-    /// REST trust it besides the system roots; Redis, Bolt and Qdrant gRPC trust only it.
+    /// REST trust it besides the system roots; Redis and Bolt trust only it. Qdrant gRPC cannot
+    /// take it (qdrant-client builds its TLS from the system roots): set SSL_CERT_FILE there.
     #[arg(long, env = "NGBAK_CA_FILE", global = true)]
     pub ca_file: Option<PathBuf>,
     /// Seconds to wait for a connection (TCP, TLS and authentication) to any server.

@@ -29,8 +29,11 @@ use tokio::task::JoinSet;
 /// Connections reading at once during the read-back (as many as the writers use: Redis answers
 /// one command at a time, but several connections keep it busy while ngbak parses and hashes).
 pub const READ_LANES: usize = 4;
-/// Batches of keys waiting for a lane, and batches of lines waiting to be hashed.
-const QUEUE: usize = READ_LANES;
+/// Batches of keys waiting for a lane, and blocks of lines waiting to be hashed.
+const QUEUE: usize = 2;
+/// Canonical lines per block handed to the caller: memory holds a few blocks, whatever the size
+/// of a batch of keys.
+const BLOCK_BYTES: usize = 256 << 10;
 /// The first pause before a read is retried; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -164,6 +167,10 @@ pub struct Lines {
 }
 
 impl Lines {
+    fn for_block() -> Self {
+        Lines { buf: Vec::with_capacity(BLOCK_BYTES + BLOCK_BYTES / 4), ends: Vec::new() }
+    }
+
     pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         write(&mut self.buf);
         self.ends.push(self.buf.len());
@@ -245,11 +252,14 @@ pub async fn read_back(
 async fn read_batch(rc: &ReadConnection, keys: Vec<Vec<u8>>, out: &mpsc::Sender<Result<Lines>>) -> Result<()> {
     let (small, large) = read_keys(rc, keys).await?;
     let mut canonical = CanonicalLines::default();
-    let mut lines = Lines::default();
-    for record in &small {
-        canonical.write(record, &mut lines);
+    let mut lines = Lines::for_block();
+    // Each record is dropped once written, and full blocks go out as they fill.
+    for record in small {
+        canonical.write(&record, &mut lines);
+        if lines.buf.len() >= BLOCK_BYTES {
+            send(out, std::mem::replace(&mut lines, Lines::for_block())).await?;
+        }
     }
-    drop(small);
     send(out, lines).await?;
     for key in large {
         let mut pager = Pager::new(key);

@@ -69,6 +69,16 @@ pub struct QdrantDouble {
 impl QdrantDouble {
     /// Starts a double on two free loopback ports, reporting `version`.
     pub async fn start(api_key: Option<&str>, version: &str) -> Self {
+        Self::start_with(api_key, version, None).await
+    }
+
+    /// Like [`Self::start`], with gRPC over TLS (ALPN h2, as Qdrant serves it) with the given PEM
+    /// certificate chain and key; `grpc_url` is then `https://localhost:<port>`.
+    pub async fn start_grpc_tls(api_key: Option<&str>, version: &str, cert_pem: &[u8], key_pem: &[u8]) -> Self {
+        Self::start_with(api_key, version, Some(tonic::transport::Identity::from_pem(cert_pem, key_pem))).await
+    }
+
+    async fn start_with(api_key: Option<&str>, version: &str, tls: Option<tonic::transport::Identity>) -> Self {
         let shared = Arc::new(Shared {
             api_key: api_key.map(str::to_string),
             version: version.to_string(),
@@ -91,7 +101,10 @@ impl QdrantDouble {
         tokio::spawn(async move { axum::serve(rest, app).await.unwrap() });
 
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let grpc_url = format!("http://{}", grpc.local_addr().unwrap());
+        let grpc_url = match tls {
+            Some(_) => format!("https://localhost:{}", grpc.local_addr().unwrap().port()),
+            None => format!("http://{}", grpc.local_addr().unwrap()),
+        };
         let service = Grpc(shared.clone());
         let key = shared.api_key.clone();
         let check = move |req: Request<()>| -> Result<Request<()>, Status> {
@@ -103,8 +116,12 @@ impl QdrantDouble {
             }
         };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+        let mut server = tonic::transport::Server::builder();
+        if let Some(identity) = tls {
+            server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity)).unwrap();
+        }
         tokio::spawn(
-            tonic::transport::Server::builder()
+            server
                 .add_service(CollectionsServer::with_interceptor(service.clone(), check.clone()))
                 .add_service(PointsServer::with_interceptor(service.clone(), check.clone()))
                 .add_service(QdrantServer::with_interceptor(service, check))

@@ -104,7 +104,10 @@ impl Exporter for QdrantExporter {
             let count = info["points_count"].as_u64().unwrap_or(0);
             let detail = match &grpc {
                 Some(grpc) => {
-                    let (points, detail) = self.export_points(grpc, c, out, &mut digest).await?;
+                    let (points, detail) = self
+                        .export_points(grpc, c, out, &mut digest)
+                        .await
+                        .with_context(|| self.settings.grpc_where())?;
                     total += points;
                     detail
                 }

@@ -81,6 +81,20 @@ impl QdrantSettings {
     fn grpc(&self) -> Result<Qdrant> {
         crate::net::clients::qdrant_grpc(&self.grpc_url()?, self.api_key.clone())
     }
+
+    /// Where gRPC calls go, for their errors (qdrant-client's own say "Timeout expired" or the
+    /// status alone): `host:port` and the answer timeout that applied.
+    fn grpc_where(&self) -> String {
+        let url = self.grpc_url().unwrap_or_else(|_| self.url.clone());
+        let addr = reqwest::Url::parse(&url)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+            .unwrap_or_else(|| redact_url(&url));
+        format!(
+            "Qdrant gRPC at {addr} (answer timeout {} s, NGBAK_REQUEST_TIMEOUT)",
+            crate::net::policy().request.as_secs()
+        )
+    }
 }
 
 fn b64() -> base64::engine::GeneralPurpose {

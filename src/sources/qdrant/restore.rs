@@ -86,7 +86,8 @@ impl QdrantRestorer {
                 ..Default::default()
             })
             .await
-            .with_context(|| format!("Qdrant gRPC: upserting {n} points into {target}"))?;
+            .with_context(|| format!("Qdrant gRPC: upserting {n} points into {target}"))
+            .with_context(|| self.settings.grpc_where())?;
         *self.stats.entry("vectors".into()).or_default() += n;
         *self.stats.entry(format!("vectors:{collection}")).or_default() += n;
         Ok(())
@@ -128,7 +129,8 @@ impl Restorer for QdrantRestorer {
             let exists = grpc
                 .collection_exists(&target)
                 .await
-                .with_context(|| format!("reaching Qdrant to check whether {target} exists (nothing was written)"))?;
+                .with_context(|| format!("reaching Qdrant to check whether {target} exists (nothing was written)"))
+                .with_context(|| self.settings.grpc_where())?;
             if exists {
                 bail!(
                     "collection {target} exists and this archive holds it as a Qdrant snapshot, which replaces a \
@@ -172,7 +174,9 @@ impl Restorer for QdrantRestorer {
         } else if file == "collection.json" {
             let record = read_collection_record(entry, body).await?;
             let (target, mode) = (self.target(&record.name), self.settings.restore_mode);
-            collection::create(self.grpc()?, &record, &target, mode).await?;
+            collection::create(self.grpc()?, &record, &target, mode)
+                .await
+                .with_context(|| self.settings.grpc_where())?;
             *self.stats.entry("payload_indexes".into()).or_default() += record.payload_schema_pb.len() as u64;
         } else if entry.path.contains("/points/") {
             let mut batch = Vec::new();
@@ -205,7 +209,12 @@ impl Restorer for QdrantRestorer {
         let mut existing = Vec::new();
         for c in &self.archived {
             let target = self.target(c);
-            if grpc.collection_exists(&target).await.with_context(|| format!("Qdrant gRPC: does {target} exist"))? {
+            let exists = grpc
+                .collection_exists(&target)
+                .await
+                .with_context(|| format!("Qdrant gRPC: does {target} exist"))
+                .with_context(|| self.settings.grpc_where())?;
+            if exists {
                 existing.push(target);
             }
         }
@@ -253,7 +262,9 @@ impl Restorer for QdrantRestorer {
             let target = self.target(&c);
             let mut offset = None;
             loop {
-                let page = scroll_page(self.grpc()?, &target, offset.take()).await?;
+                let page = scroll_page(self.grpc()?, &target, offset.take())
+                    .await
+                    .with_context(|| self.settings.grpc_where())?;
                 for point in &page.result {
                     let record = record_of(point).with_context(|| format!("a point of {target}"))?;
                     if !merge || self.written.contains(&point_hash(&c, &record.id)) {
