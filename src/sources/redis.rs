@@ -194,11 +194,41 @@ impl CanonicalLines {
         lines.iter().map(<[u8]>::to_vec).collect()
     }
 
-    /// Appends the record's canonical lines to `out`, written straight from the record in the
-    /// canonical JSON (keys sorted, no spaces, serde_json's string escapes), without building a
-    /// JSON tree: the read-back after a restore does this for every element of every key. A test
-    /// holds the bytes equal to the JSON-tree form FORMAT.md describes.
+    /// Appends the record's canonical lines to `out`. Each line is serialised straight from the
+    /// record, its fields declared in the canonical (sorted) order, so no JSON tree is built: the
+    /// bytes are those of FORMAT.md's form (a test holds them equal to the JSON-tree form).
     pub fn write(&mut self, record: &KeyRecord, out: &mut Lines) {
+        use serde::Serialize;
+        fn line(out: &mut Lines, value: &impl Serialize) {
+            out.push_with(|buf| serde_json::to_writer(buf, value).expect("records serialise"));
+        }
+        #[derive(Serialize)]
+        struct KeyLine<'a> {
+            expires: bool,
+            key: &'a Blob,
+            #[serde(rename = "type")]
+            kind: &'a str,
+            value: Option<&'a Blob>,
+        }
+        #[derive(Serialize)]
+        struct FieldLine<'a> {
+            field: &'a Blob,
+            key: &'a Blob,
+            value: &'a Blob,
+        }
+        #[derive(Serialize)]
+        struct IndexLine<'a> {
+            index: u64,
+            key: &'a Blob,
+            value: &'a Blob,
+        }
+        #[derive(Serialize)]
+        struct MemberLine<'a> {
+            key: &'a Blob,
+            member: &'a Blob,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            score: Option<&'a str>,
+        }
         let key = &record.key;
         if !record.more {
             self.list_index = 0;
@@ -210,147 +240,33 @@ impl CanonicalLines {
                 KeyValue::Set(_) => ("set", None),
                 KeyValue::Zset(_) => ("zset", None),
             };
-            out.push_with(|b| {
-                b.extend_from_slice(if record.pttl.is_some() {
-                    b"{\"expires\":true,\"key\":"
-                } else {
-                    b"{\"expires\":false,\"key\":"
-                });
-                json_blob(b, key);
-                b.extend_from_slice(b",\"type\":\"");
-                b.extend_from_slice(kind.as_bytes());
-                b.extend_from_slice(b"\",\"value\":");
-                match value {
-                    Some(v) => json_blob(b, v),
-                    None => b.extend_from_slice(b"null"),
-                }
-                b.push(b'}');
-            });
+            line(out, &KeyLine { expires: record.pttl.is_some(), key, kind, value });
         }
         match &record.value {
             KeyValue::Hash(fields) => {
                 for (field, value) in fields {
-                    out.push_with(|b| {
-                        b.extend_from_slice(b"{\"field\":");
-                        json_blob(b, field);
-                        b.extend_from_slice(b",\"key\":");
-                        json_blob(b, key);
-                        b.extend_from_slice(b",\"value\":");
-                        json_blob(b, value);
-                        b.push(b'}');
-                    });
+                    line(out, &FieldLine { field, key, value });
                 }
             }
             KeyValue::Set(members) => {
                 for member in members {
-                    out.push_with(|b| {
-                        b.extend_from_slice(b"{\"key\":");
-                        json_blob(b, key);
-                        b.extend_from_slice(b",\"member\":");
-                        json_blob(b, member);
-                        b.push(b'}');
-                    });
+                    line(out, &MemberLine { key, member, score: None });
                 }
             }
             KeyValue::Zset(members) => {
                 for (member, score) in members {
-                    out.push_with(|b| {
-                        b.extend_from_slice(b"{\"key\":");
-                        json_blob(b, key);
-                        b.extend_from_slice(b",\"member\":");
-                        json_blob(b, member);
-                        b.extend_from_slice(b",\"score\":");
-                        json_str(b, score);
-                        b.push(b'}');
-                    });
+                    line(out, &MemberLine { key, member, score: Some(score) });
                 }
             }
             KeyValue::List(items) => {
                 for value in items {
-                    let index = self.list_index;
-                    out.push_with(|b| {
-                        b.extend_from_slice(b"{\"index\":");
-                        b.extend_from_slice(index.to_string().as_bytes());
-                        b.extend_from_slice(b",\"key\":");
-                        json_blob(b, key);
-                        b.extend_from_slice(b",\"value\":");
-                        json_blob(b, value);
-                        b.push(b'}');
-                    });
+                    line(out, &IndexLine { index: self.list_index, key, value });
                     self.list_index += 1;
                 }
             }
             KeyValue::String(_) | KeyValue::Dump(_) => {}
         }
     }
-}
-
-/// A blob as serde serialises it: a JSON string, or `{"b64":"…"}` (base64 needs no escapes).
-fn json_blob(out: &mut Vec<u8>, blob: &Blob) {
-    match blob {
-        Blob::Text(s) => json_str(out, s),
-        Blob::Binary { b64 } => {
-            out.extend_from_slice(b"{\"b64\":");
-            json_str(out, b64);
-            out.push(b'}');
-        }
-    }
-}
-
-/// A JSON string exactly as serde_json writes it: `"` and `\` escaped with a backslash, the
-/// control characters below 0x20 as `\b \t \n \f \r` or `\u00xx` (lowercase hex), every other
-/// byte (UTF-8 included) as it is. Runs without escapes are found eight bytes at a time.
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    /// A high bit set in every byte of `w` that is `"`, `\` or below 0x20 (and maybe in a byte
-    /// after one of those: the exact byte is then found one at a time).
-    fn special(w: u64) -> u64 {
-        let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-        zero(w ^ (LO * b'"' as u64)) | zero(w ^ (LO * b'\\' as u64)) | (w.wrapping_sub(LO * 0x20) & !w & HI)
-    }
-    fn needs_escape(b: u8) -> bool {
-        b < 0x20 || b == b'"' || b == b'\\'
-    }
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if i + 8 <= bytes.len() {
-            let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
-            if special(w) == 0 {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        if !needs_escape(b) {
-            i += 1;
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x09 => out.extend_from_slice(b"\\t"),
-            0x0a => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            0x0d => out.extend_from_slice(b"\\r"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-            }
-        }
-        i += 1;
-        start = i;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// True when `e` is Redis's WRONGTYPE reply (a key changed type between two round trips),
@@ -998,31 +914,6 @@ mod tests {
             assert_eq!(got, expected);
         }
         assert_eq!(n, 18);
-    }
-
-    #[test]
-    fn json_strings_are_escaped_as_serde_json_does() {
-        let mut cases: Vec<String> = (0u32..0x80).map(|c| char::from_u32(c).unwrap().to_string()).collect();
-        cases.extend(["", "plain", "ö—😀", "\u{7f}\u{80}\u{ff}", "a\"b\\c\u{1}d\u{1f}e "].map(String::from));
-        // Escapes at every offset around the 8-byte steps, in ASCII and multi-byte text.
-        let alphabet: Vec<char> = "ab\"\\\n\t\u{0}\u{1f} ~öé—😀\u{7f}".chars().collect();
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        for len in 0..200 {
-            let text: String = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    alphabet[(state % alphabet.len() as u64) as usize]
-                })
-                .collect();
-            cases.push(text);
-        }
-        for case in &cases {
-            let mut ours = Vec::new();
-            json_str(&mut ours, case);
-            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(case).unwrap(), "{case:?}");
-        }
     }
 
     #[test]
