@@ -242,7 +242,7 @@ impl ngbak::sources::Restorer for AlteringRestorer {
         &mut self,
         e: &ngbak::archive::EntryRecord,
         body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
-        each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+        each: &mut ngbak::sources::RecordSink<'_>,
     ) -> anyhow::Result<()> {
         self.inner.check_entry(e, body, each).await
     }
@@ -265,7 +265,7 @@ impl ngbak::sources::Restorer for AlteringRestorer {
         self.graph.run(query(&q)).await?;
         Ok(stats)
     }
-    async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> anyhow::Result<bool> {
+    async fn read_back(&mut self, each: &mut ngbak::sources::RecordSink<'_>) -> anyhow::Result<bool> {
         self.inner.read_back(each).await
     }
     async fn cleanup(&mut self) -> anyhow::Result<()> {

@@ -31,6 +31,11 @@ pub const MAX_CHECKED_ENTRY: u64 = 80 << 20;
 pub trait EntryVisitor: Send {
     /// Reads what it needs of `body`; what it leaves is read and hashed by the caller.
     async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()>;
+    /// Receives an entry read whole and checked against its hash (see `checks_before_visit`);
+    /// by default as `visit`.
+    async fn visit_checked(&mut self, record: &EntryRecord, bytes: Vec<u8>) -> Result<()> {
+        self.visit(record, &mut &bytes[..]).await
+    }
     /// Whether entries must match their hash before `visit` sees them (writers: so an archive
     /// changed since it was verified is never half-applied). Entries larger than
     /// [`MAX_CHECKED_ENTRY`] still stream, and are checked as they are read.
@@ -231,7 +236,7 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
                 .await
                 .map_err(|e| fault(anyhow!(e).context(format!("reading entry {path:?}"))))?;
             check_entry_digest(&path, record, hashing.into_tally().finish()).map_err(fault)?;
-            visitor.visit(record, &mut &buf[..]).await.map_err(Walk::Visitor)?;
+            visitor.visit_checked(record, buf).await.map_err(Walk::Visitor)?;
             continue;
         }
         let mut hashing = HashingReader::new(&mut entry);

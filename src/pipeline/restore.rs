@@ -544,6 +544,12 @@ impl Dispatch<'_> {
         self.restorers[index].prepare(backend).await.with_context(|| format!("preparing {name} for restore"))
     }
 
+    fn applied(&mut self, name: &'static str, record: &EntryRecord) {
+        let applied = self.progress.get_mut(name).expect("prepared before its first entry");
+        applied.entries += 1;
+        applied.records += record.records;
+    }
+
     /// Prepares the backends that had no entry (a `replace` restore of an empty backup still
     /// clears them).
     async fn prepare_rest(&mut self) -> Result<()> {
@@ -565,9 +571,21 @@ impl EntryVisitor for Dispatch<'_> {
                 .restore_entry(record, body)
                 .await
                 .with_context(|| format!("restoring {} into {name}", record.path))?;
-            let applied = self.progress.get_mut(name).expect("prepared above");
-            applied.entries += 1;
-            applied.records += record.records;
+            self.applied(name, record);
+        }
+        Ok(())
+    }
+
+    async fn visit_checked(&mut self, record: &EntryRecord, bytes: Vec<u8>) -> Result<()> {
+        let index = self.restorers.iter().position(|r| r.name() == record.backend);
+        if let Some(i) = index {
+            self.prepare(i).await?;
+            let name = self.restorers[i].name();
+            self.restorers[i]
+                .restore_checked(record, bytes)
+                .await
+                .with_context(|| format!("restoring {} into {name}", record.path))?;
+            self.applied(name, record);
         }
         Ok(())
     }

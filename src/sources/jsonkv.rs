@@ -8,6 +8,7 @@
 use super::{namespace_stat, EntrySender, Exporter, RestoreMode, Restorer};
 use crate::archive::hashing::HashingReader;
 use crate::archive::{BackendManifest, EntryBody, EntryRecord};
+use crate::sources::RecordSink;
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -282,7 +283,7 @@ impl Restorer for WorkdirRestorer {
         &mut self,
         entry: &EntryRecord,
         body: &mut (dyn AsyncRead + Send + Unpin),
-        each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+        each: &mut RecordSink<'_>,
     ) -> Result<()> {
         let (name, _) = file_of(entry)?;
         let (sha256, size) = copy_hashed(body, &mut tokio::io::sink()).await?;
@@ -290,7 +291,7 @@ impl Restorer for WorkdirRestorer {
         Ok(())
     }
 
-    async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+    async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
         // Replace mode: every nano-graphrag file in the directory; merge mode: the files written.
         let dir = self.dir.clone();
         let present = tokio::task::spawn_blocking(move || known_files(&dir)).await??.known;

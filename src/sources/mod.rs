@@ -30,6 +30,9 @@ pub trait Exporter: Send {
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest>;
 }
 
+/// Receives canonical records (FORMAT.md), one at a time, to add them to a content digest.
+pub type RecordSink<'a> = dyn for<'r> FnMut(&'r [u8]) + Send + 'a;
+
 /// Writes one backend's entries back into it, and proves afterwards what it wrote.
 ///
 /// The pipeline calls, in order: `preflight` (connect and check the target; nothing written),
@@ -53,7 +56,7 @@ pub trait Restorer: Send {
         &mut self,
         _entry: &EntryRecord,
         _body: &mut (dyn AsyncRead + Send + Unpin),
-        _each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+        _each: &mut RecordSink<'_>,
     ) -> Result<()> {
         Ok(())
     }
@@ -62,11 +65,17 @@ pub trait Restorer: Send {
     async fn prepare(&mut self, backend: &BackendManifest) -> Result<()>;
     /// Restores one entry; the caller checks its hash as it is read.
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()>;
+    /// Restores one entry the reader has already read whole and checked against its hash. By
+    /// default as [`Restorer::restore_entry`]; a restorer that keeps the bytes takes them as they
+    /// are instead of copying them.
+    async fn restore_checked(&mut self, entry: &EntryRecord, bytes: Vec<u8>) -> Result<()> {
+        self.restore_entry(entry, &mut &bytes[..]).await
+    }
     /// Flushes what is pending and returns what was written, by the manifest's statistic names.
     async fn finish(&mut self) -> Result<BTreeMap<String, u64>>;
     /// Reads back what this restore wrote (in `replace` mode: the whole scope) and hands each
     /// record's canonical form to `each`. `Ok(false)` when the backend cannot read back.
-    async fn read_back(&mut self, _each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+    async fn read_back(&mut self, _each: &mut RecordSink<'_>) -> Result<bool> {
         Ok(false)
     }
     /// An exporter of exactly what this restore may overwrite (same target, same scope), for the

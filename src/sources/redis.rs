@@ -10,6 +10,7 @@ use super::redis_reads::{Lines, ReadConnection};
 use super::redis_writes::{Tally, Writers};
 use super::{namespace_stat, redact_url, EntrySender, Exporter, RestoreMode, Restorer};
 use crate::archive::{BackendManifest, ContentDigest, EntryRecord};
+use crate::sources::RecordSink;
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use base64::Engine;
@@ -716,10 +717,24 @@ impl Restorer for RedisRestorer {
                 MAX_PART >> 20
             );
         }
-        self.writers()?.release().await?;
         // One byte over the size: reading to the end then never doubles the buffer.
         let mut bytes = Vec::with_capacity(entry.size as usize + 1);
         body.take(MAX_PART + 1).read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
+        self.restore_checked(entry, bytes).await
+    }
+
+    /// Takes the checked bytes as they are (no copy), releases the previous entry to the writers,
+    /// and has this one parsed while they work.
+    async fn restore_checked(&mut self, entry: &EntryRecord, bytes: Vec<u8>) -> Result<()> {
+        if bytes.len() as u64 > MAX_PART {
+            bail!(
+                "{} has {} bytes; a Redis part may have at most {} MiB (FORMAT.md)",
+                entry.path,
+                bytes.len(),
+                MAX_PART >> 20
+            );
+        }
+        self.writers()?.release().await?;
         self.writers()?.parse(bytes, entry.path.clone(), count_key);
         Ok(())
     }
@@ -770,7 +785,7 @@ impl Restorer for RedisRestorer {
         &mut self,
         entry: &EntryRecord,
         body: &mut (dyn AsyncRead + Send + Unpin),
-        each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+        each: &mut RecordSink<'_>,
     ) -> Result<()> {
         let mut lines = LineReader::new(body);
         while let Some(line) = lines.next_line().await? {
@@ -793,7 +808,7 @@ impl Restorer for RedisRestorer {
         Ok(())
     }
 
-    async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+    async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
         // Replace mode: every key in scope; merge mode: the keys this restore wrote.
         let only = (self.mode == RestoreMode::Merge).then(|| self.written.clone());
         super::redis_reads::read_back(&self.url, &self.patterns, only, each).await?;

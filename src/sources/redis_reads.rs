@@ -15,6 +15,7 @@
 use super::redis::{read_keys, CanonicalLines, Pager, Scanner};
 use crate::net::clients::{redis_target, RedisTarget};
 use crate::net::{policy, scrub};
+use crate::sources::RecordSink;
 use anyhow::{anyhow, Result};
 use backon::{ExponentialBuilder, Retryable};
 use redis::aio::MultiplexedConnection;
@@ -192,7 +193,7 @@ pub async fn read_back(
     url: &str,
     patterns: &[String],
     only: Option<HashSet<u64>>,
-    each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+    each: &mut RecordSink<'_>,
 ) -> Result<()> {
     let target = Arc::new(redis_target(url)?);
     let scan = ReadConnection::on(target.clone());

@@ -15,6 +15,7 @@ use super::schema::{constraint_statement, index_statement, Schema};
 use super::*;
 use crate::archive::EntryRecord;
 use crate::sources::ndjson::LineReader;
+use crate::sources::RecordSink;
 use crate::sources::Restorer;
 use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
@@ -385,7 +386,7 @@ impl Restorer for Neo4jRestorer {
         &mut self,
         entry: &EntryRecord,
         body: &mut (dyn AsyncRead + Send + Unpin),
-        each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+        each: &mut RecordSink<'_>,
     ) -> Result<()> {
         if entry.path == SCHEMA {
             read_schema_entry(entry, body).await?;
@@ -478,7 +479,7 @@ impl Restorer for Neo4jRestorer {
         Ok(stats)
     }
 
-    async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+    async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
         let anchor = cypher::quote(self.anchor())?;
         let scope = cypher::scope(self.settings.label.as_deref())?;
         let prefix = format!("{}:", self.run);

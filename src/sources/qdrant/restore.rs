@@ -9,6 +9,7 @@ use super::{b64, canonical, point_hash, scroll_page, snapshot, QdrantExporter, Q
 use crate::archive::format::safe_component;
 use crate::archive::{BackendManifest, EntryRecord};
 use crate::sources::ndjson::LineReader;
+use crate::sources::RecordSink;
 use crate::sources::{redact_url, Exporter, RestoreMode, Restorer};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
@@ -229,7 +230,7 @@ impl Restorer for QdrantRestorer {
         &mut self,
         entry: &EntryRecord,
         body: &mut (dyn AsyncRead + Send + Unpin),
-        each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send),
+        each: &mut RecordSink<'_>,
     ) -> Result<()> {
         let collection = self.collection_of(entry)?;
         let file = entry.path.rsplit('/').next().unwrap_or_default();
@@ -253,7 +254,7 @@ impl Restorer for QdrantRestorer {
         Ok(())
     }
 
-    async fn read_back(&mut self, each: &mut (dyn for<'r> FnMut(&'r [u8]) + Send)) -> Result<bool> {
+    async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
         if self.stats.contains_key("snapshots") {
             return Ok(false); // checked by the point count in `finish`
         }
