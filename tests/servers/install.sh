@@ -20,6 +20,8 @@ apt_install() {
 # python3-venv (Debian splits ensurepip out of python3) and curl (start.sh polls with it).
 python3 -c 'import ensurepip' 2>/dev/null || { step "python3-venv (apt)"; apt_install python3-venv; }
 command -v curl >/dev/null || { step "curl (apt)"; apt_install curl; }
+# kill(1) from procps: the clean-stop tests signal the ngbak binary with it.
+[ -x /usr/bin/kill ] || [ -x /bin/kill ] || { step "procps (apt)"; apt_install procps; }
 
 if ! command -v redis-server >/dev/null; then
   step "redis-server (apt)"
