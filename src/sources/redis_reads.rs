@@ -40,10 +40,12 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// True for the failures another connection may not have: the connection was refused, dropped
-/// or reset, or an answer did not come in time. A server's error reply (wrong password, wrong
-/// type, out of memory) or a certificate that is not trusted would fail again: no retry.
+/// or reset, an answer did not come in time, or an answer broke off (a connection cut in the
+/// middle of a reply reaches us as a parse error, "Unexpected end of input"). A server's error
+/// reply (wrong password, wrong type, out of memory) or a certificate that is not trusted would
+/// fail again: no retry.
 pub fn is_transient(e: &RedisError) -> bool {
-    e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+    e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.kind() == redis::ErrorKind::Parse
 }
 
 /// A Redis connection for reads that retries each read on a new connection when the old one
@@ -278,4 +280,20 @@ async fn send(out: &mpsc::Sender<Result<Lines>>, lines: Lines) -> Result<()> {
         return Ok(());
     }
     out.send(Ok(lines)).await.map_err(|_| anyhow!("the Redis read-back stopped"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+
+    #[test]
+    fn an_answer_cut_short_is_retried_and_an_error_reply_is_not() {
+        // What redis-rs returns when the connection closes in the middle of a reply.
+        let cut = redis::RedisError::from(redis::ParsingError::from("Parse error at 3\nUnexpected end of input"));
+        assert!(is_transient(&cut));
+        let refused = redis::RedisError::from((redis::ErrorKind::Io, "connection reset"));
+        assert!(is_transient(&refused));
+        let reply = redis::RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError), "OOM"));
+        assert!(!is_transient(&reply));
+    }
 }
