@@ -323,13 +323,7 @@ async fn walk_standalone<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
                 bail!("the first entry must be {HEADER_PATH}, found {path:?}: this is not an ngbak archive");
             }
             let h: ArchiveHeader = read_json(&mut entry, size).await?;
-            if h.format != FORMAT_NAME || h.format_version != FORMAT_VERSION {
-                bail!(
-                    "format {} v{} is not supported by this ngbak (it reads {FORMAT_NAME} v{FORMAT_VERSION}); use a newer ngbak",
-                    h.format,
-                    h.format_version
-                );
-            }
+            check_format(&h)?;
             header = Some(h);
             continue;
         }
@@ -386,7 +380,8 @@ fn check_entry_digest(path: &str, record: &EntryRecord, (sha256, read): (String,
     Ok(())
 }
 
-fn check_header(header: &ArchiveHeader, sidecar: &Sidecar) -> Result<()> {
+/// Refuses a format (or format version) this ngbak does not read.
+fn check_format(header: &ArchiveHeader) -> Result<()> {
     if header.format != FORMAT_NAME || header.format_version != FORMAT_VERSION {
         bail!(
             "format {} v{} is not supported by this ngbak (it reads {FORMAT_NAME} v{FORMAT_VERSION}); use a newer ngbak",
@@ -394,6 +389,11 @@ fn check_header(header: &ArchiveHeader, sidecar: &Sidecar) -> Result<()> {
             header.format_version
         );
     }
+    Ok(())
+}
+
+fn check_header(header: &ArchiveHeader, sidecar: &Sidecar) -> Result<()> {
+    check_format(header)?;
     if header.backup_id != sidecar.manifest.backup_id {
         bail!("archive header names backup {}, the sidecar {}", header.backup_id, sidecar.manifest.backup_id);
     }

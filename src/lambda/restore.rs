@@ -125,10 +125,14 @@ async fn restore_locked(
     // Too big for the time left: a Fargate task restores (and reports, and tags) instead.
     let result = match crate::runner::handoff::restore(store.as_ref(), id, time_left).await {
         Ok(Some(handed_off)) => return Ok(handed_off),
-        Ok(None) => match crate::check::preflight(store.as_ref(), &config.backends, &config.restore.only).await {
-            Ok(()) => run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await,
-            Err(e) => Err(e),
-        },
+        // Every backend and the store answer, or nothing is written (as in the CLI).
+        Ok(None) => {
+            async {
+                crate::check::preflight(store.as_ref(), &config.backends, &config.restore.only).await?;
+                run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await
+            }
+            .await
+        }
         Err(e) => Err(e),
     };
     let status = if result.is_ok() { COMPLETED } else { FAILED };

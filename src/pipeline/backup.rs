@@ -149,11 +149,7 @@ async fn backup_locked(
             return Err(error.context(format!("backup {id} failed; no archive was stored")));
         }
     };
-    let stored = upload.complete().await.with_context(|| format!("completing the upload of {}", id.archive_key()))?;
-    if stored != size {
-        store.delete(&id.archive_key()).await.ok();
-        bail!("the store took {stored} bytes of a {size}-byte archive; the archive was removed");
-    }
+    crate::store::complete_exactly(store.as_ref(), upload, &id.archive_key(), size).await?;
     let digest = ArchiveDigest { key: id.archive_key(), size, sha256 };
     let sidecar = Sidecar { manifest: manifest.clone(), archive: digest.clone() };
     if let Err(e) = store.put(&id.sidecar_key(), Bytes::from(serde_json::to_vec_pretty(&sidecar)?)).await {

@@ -7,7 +7,7 @@
 //! reads the source twice: once to prove it, once to upload it, hashing the second read and
 //! completing the upload only when it is byte for byte the archive that was proved.
 
-use crate::archive::hashing::Tally;
+use crate::archive::hashing::HashingReader;
 use crate::archive::reader::{read_archive, read_standalone, CheckOnly};
 use crate::archive::Sidecar;
 use crate::id::BackupId;
@@ -212,6 +212,13 @@ async fn import_locked(store: &dyn ObjectStore, source: &ArchiveSource, sidecar:
         bail!("backup {id} is already in {} with its sidecar; nothing to import (`ngbak verify {id}`)", store.url());
     }
     match store.head(&id.archive_key()).await? {
+        // The very object just verified in place: its size still says so (were it replaced since,
+        // every later verify or restore would refuse it against this sidecar).
+        Some(meta) if matches!(source, ArchiveSource::InStore(s) if s == id) => {
+            if meta.size != sidecar.archive.size {
+                bail!("{} changed while it was verified; import it again", id.archive_key());
+            }
+        }
         // In the store already (uploaded by hand, or an import that stopped before its sidecar):
         // prove that object is the archive just verified, then only the sidecar is written.
         Some(_) => {
@@ -237,9 +244,8 @@ async fn import_locked(store: &dyn ObjectStore, source: &ArchiveSource, sidecar:
 /// exactly the verified archive (size and SHA-256); otherwise the upload is aborted.
 async fn upload_same(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &Sidecar) -> Result<()> {
     let key = &sidecar.archive.key;
-    let mut body = source.open(Some(store)).await?;
+    let mut body = HashingReader::new(source.open(Some(store)).await?);
     let mut upload = store.start_upload(key).await?;
-    let mut tally = Tally::default();
     // A stop (signal, deadline) takes the failure path: the upload is aborted.
     let copied: Result<()> = crate::stop::or_stop(async {
         loop {
@@ -247,10 +253,9 @@ async fn upload_same(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &
             if body.read_buf(&mut buf).await.with_context(|| format!("reading {} again", source.shown()))? == 0 {
                 break;
             }
-            tally.update(&buf);
             upload.write(buf.freeze()).await?;
         }
-        let (sha256, size) = tally.finish();
+        let (sha256, size) = body.tally().clone().finish();
         if sha256 != sidecar.archive.sha256 || size != sidecar.archive.size {
             bail!(
                 "{} changed between the check and the upload ({size} bytes, SHA-256 {sha256} on the second read); \
@@ -267,10 +272,5 @@ async fn upload_same(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &
         }
         return Err(e);
     }
-    let stored = upload.complete().await.with_context(|| format!("completing the upload of {key}"))?;
-    if stored != sidecar.archive.size {
-        store.delete(key).await.ok();
-        bail!("the store took {stored} bytes of a {}-byte archive; the archive was removed", sidecar.archive.size);
-    }
-    Ok(())
+    crate::store::complete_exactly(store, upload, key, sidecar.archive.size).await
 }

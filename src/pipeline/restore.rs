@@ -544,10 +544,21 @@ impl Dispatch<'_> {
         self.restorers[index].prepare(backend).await.with_context(|| format!("preparing {name} for restore"))
     }
 
-    fn applied(&mut self, name: &'static str, record: &EntryRecord) {
+    /// The restorer of the entry's backend, prepared; `None` for a backend not restored.
+    async fn ready_for(&mut self, record: &EntryRecord) -> Result<Option<usize>> {
+        let Some(i) = self.restorers.iter().position(|r| r.name() == record.backend) else { return Ok(None) };
+        self.prepare(i).await?;
+        Ok(Some(i))
+    }
+
+    /// Counts an entry handed to restorer `i`, or says which entry failed where.
+    fn applied(&mut self, i: usize, record: &EntryRecord, written: Result<()>) -> Result<()> {
+        let name = self.restorers[i].name();
+        written.with_context(|| format!("restoring {} into {name}", record.path))?;
         let applied = self.progress.get_mut(name).expect("prepared before its first entry");
         applied.entries += 1;
         applied.records += record.records;
+        Ok(())
     }
 
     /// Prepares the backends that had no entry (a `replace` restore of an empty backup still
@@ -563,31 +574,15 @@ impl Dispatch<'_> {
 #[async_trait]
 impl EntryVisitor for Dispatch<'_> {
     async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        let index = self.restorers.iter().position(|r| r.name() == record.backend);
-        if let Some(i) = index {
-            self.prepare(i).await?;
-            let name = self.restorers[i].name();
-            self.restorers[i]
-                .restore_entry(record, body)
-                .await
-                .with_context(|| format!("restoring {} into {name}", record.path))?;
-            self.applied(name, record);
-        }
-        Ok(())
+        let Some(i) = self.ready_for(record).await? else { return Ok(()) };
+        let written = self.restorers[i].restore_entry(record, body).await;
+        self.applied(i, record, written)
     }
 
     async fn visit_checked(&mut self, record: &EntryRecord, bytes: Vec<u8>) -> Result<()> {
-        let index = self.restorers.iter().position(|r| r.name() == record.backend);
-        if let Some(i) = index {
-            self.prepare(i).await?;
-            let name = self.restorers[i].name();
-            self.restorers[i]
-                .restore_checked(record, bytes)
-                .await
-                .with_context(|| format!("restoring {} into {name}", record.path))?;
-            self.applied(name, record);
-        }
-        Ok(())
+        let Some(i) = self.ready_for(record).await? else { return Ok(()) };
+        let written = self.restorers[i].restore_checked(record, bytes).await;
+        self.applied(i, record, written)
     }
 
     fn checks_before_visit(&self) -> bool {

@@ -313,6 +313,14 @@ fn count_key(stats: &mut BTreeMap<String, u64>, key: &Blob) {
 /// `--part-mib`, plus one record of at most 64 MiB).
 const MAX_PART: u64 = 192 << 20;
 
+/// Refuses a part larger than [`MAX_PART`] (before it is read, where its size is known).
+fn part_fits(path: &str, size: u64) -> Result<()> {
+    if size > MAX_PART {
+        bail!("{path} has {size} bytes; a Redis part may have at most {} MiB (FORMAT.md)", MAX_PART >> 20);
+    }
+    Ok(())
+}
+
 /// Elements read per round trip of a large key, and the most a key may hold to be read whole.
 const PAGE_ELEMS: usize = 1000;
 
@@ -709,14 +717,7 @@ impl Restorer for RedisRestorer {
     /// one), then reads this entry (one part, bounded by the part size) and has it parsed while
     /// the writers work.
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        if entry.size > MAX_PART {
-            bail!(
-                "{} has {} bytes; a Redis part may have at most {} MiB (FORMAT.md)",
-                entry.path,
-                entry.size,
-                MAX_PART >> 20
-            );
-        }
+        part_fits(&entry.path, entry.size)?;
         // One byte over the size: reading to the end then never doubles the buffer.
         let mut bytes = Vec::with_capacity(entry.size as usize + 1);
         body.take(MAX_PART + 1).read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
@@ -726,14 +727,7 @@ impl Restorer for RedisRestorer {
     /// Takes the checked bytes as they are (no copy), releases the previous entry to the writers,
     /// and has this one parsed while they work.
     async fn restore_checked(&mut self, entry: &EntryRecord, bytes: Vec<u8>) -> Result<()> {
-        if bytes.len() as u64 > MAX_PART {
-            bail!(
-                "{} has {} bytes; a Redis part may have at most {} MiB (FORMAT.md)",
-                entry.path,
-                bytes.len(),
-                MAX_PART >> 20
-            );
-        }
+        part_fits(&entry.path, bytes.len() as u64)?;
         self.writers()?.release().await?;
         self.writers()?.parse(bytes, entry.path.clone(), count_key);
         Ok(())

@@ -56,15 +56,38 @@ fn expiry(lease: Duration) -> Result<DateTime<Utc>> {
     Ok(Utc::now() + chrono::Duration::from_std(claim)?)
 }
 
+/// What a lock's key holds.
+enum Found {
+    Nothing,
+    /// An object that is not a lock body (a holder that cannot be named).
+    Unreadable,
+    Body(LockBody),
+}
+
+/// Reads the lock object at `key`; a read that fails because the object is gone is `Nothing`.
+async fn fetch(store: &dyn ObjectStore, key: &str) -> Result<Found> {
+    match get_bytes(store, key).await {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).map(Found::Body).unwrap_or(Found::Unreadable)),
+        Err(_) if store.head(key).await?.is_none() => Ok(Found::Nothing),
+        Err(e) => Err(e),
+    }
+}
+
+const UNREADABLE: &str = "unknown (unreadable lock object)";
+
 /// Re-claims the lock every third of `lease` while it is ours; if another run took it over,
 /// asks this job to stop (two restores must never write at once).
 async fn renew(store: Arc<dyn ObjectStore>, key: String, mut body: LockBody, lease: Duration) {
     loop {
         tokio::time::sleep(lease / 3).await;
-        let holder = match get_bytes(store.as_ref(), &key).await.map(|b| serde_json::from_slice::<LockBody>(&b)) {
-            Ok(Ok(current)) if current.token == body.token => None,
-            Ok(Ok(current)) => Some(current.holder),
-            Ok(Err(_)) => Some("unknown (unreadable lock object)".to_string()),
+        let holder = match fetch(store.as_ref(), &key).await {
+            Ok(Found::Body(current)) if current.token == body.token => None,
+            Ok(Found::Body(current)) => Some(current.holder),
+            Ok(Found::Unreadable) => Some(UNREADABLE.to_string()),
+            Ok(Found::Nothing) => {
+                tracing::warn!(lock = %key, "the lock is gone; it is not renewed");
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(lock = %key, "could not read the lock to renew it (will try again): {e:#}");
                 continue;
@@ -140,19 +163,17 @@ pub async fn acquire(
             let renewal = tokio::spawn(renew(store.clone(), key.to_string(), body, lease));
             return Ok(Ok(Lock { store, key: key.to_string(), token, renewal: Some(renewal) }));
         }
-        let existing = match get_bytes(store.as_ref(), key).await {
-            Ok(bytes) => serde_json::from_slice::<LockBody>(&bytes).ok(),
-            Err(_) => continue, // released between our write and our read: try again
-        };
-        match existing {
-            Some(other) if other.expires_at > Utc::now() => {
+        match fetch(store.as_ref(), key).await {
+            Ok(Found::Body(other)) if other.expires_at > Utc::now() => {
                 return Ok(Err(Held { holder: other.holder, expires_at: Some(other.expires_at) }));
             }
-            Some(old) => {
+            Ok(Found::Body(old)) => {
                 tracing::warn!(lock = key, old_holder = %old.holder, expired_at = %old.expires_at, "taking over an expired lock");
                 store.delete(key).await?
             }
-            None => return Ok(Err(Held { holder: "unknown (unreadable lock object)".into(), expires_at: None })),
+            Ok(Found::Unreadable) => return Ok(Err(Held { holder: UNREADABLE.into(), expires_at: None })),
+            // Released between our write and our read: try again.
+            Ok(Found::Nothing) | Err(_) => continue,
         }
     }
     Ok(Err(Held { holder: "another run (it took the lock as we retried)".into(), expires_at: None }))
@@ -163,10 +184,7 @@ impl Lock {
         if let Some(r) = self.renewal.take() {
             r.abort();
         }
-        let ours = match get_bytes(self.store.as_ref(), &self.key).await {
-            Ok(bytes) => serde_json::from_slice::<LockBody>(&bytes).map(|b| b.token == self.token).unwrap_or(false),
-            Err(_) => false,
-        };
+        let ours = matches!(fetch(self.store.as_ref(), &self.key).await, Ok(Found::Body(b)) if b.token == self.token);
         if ours {
             self.store.delete(&self.key).await?;
         }
@@ -192,25 +210,18 @@ pub fn is_lock_key(key: &str) -> bool {
 
 /// Reads the lock at `key`; `None` when there is none.
 pub async fn read(store: &dyn ObjectStore, key: &str) -> Result<Option<LockInfo>> {
-    if store.head(key).await?.is_none() {
-        return Ok(None);
-    }
-    let body = match get_bytes(store, key).await {
-        Ok(bytes) => serde_json::from_slice::<LockBody>(&bytes).ok(),
-        Err(_) if store.head(key).await?.is_none() => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(Some(match body {
-        Some(b) => LockInfo {
+    Ok(Some(match fetch(store, key).await? {
+        Found::Nothing => return Ok(None),
+        Found::Body(b) => LockInfo {
             key: key.to_string(),
             expired: b.expires_at <= Utc::now(),
             holder: b.holder,
             acquired_at: Some(b.acquired_at),
             expires_at: Some(b.expires_at),
         },
-        None => LockInfo {
+        Found::Unreadable => LockInfo {
             key: key.to_string(),
-            holder: "unknown (unreadable lock object)".into(),
+            holder: UNREADABLE.into(),
             acquired_at: None,
             expires_at: None,
             expired: true,

@@ -78,6 +78,18 @@ pub struct PendingUpload {
     pub started: Option<DateTime<Utc>>,
 }
 
+/// Completes an upload that must hold exactly `size` bytes (what was hashed on the way); an
+/// object of any other size is removed again, so no archive that differs from its digest stays.
+pub async fn complete_exactly(store: &dyn ObjectStore, upload: Box<dyn Upload>, key: &str, size: u64) -> Result<()> {
+    use anyhow::Context;
+    let stored = upload.complete().await.with_context(|| format!("completing the upload of {key}"))?;
+    if stored != size {
+        store.delete(key).await.ok();
+        bail!("the store took {stored} bytes of a {size}-byte archive; the archive was removed");
+    }
+    Ok(())
+}
+
 /// The largest small object read whole (a sidecar, a report, a lock). A manifest lists every
 /// entry in about 200 bytes, so 64 MiB holds some 300,000 entries (over 2 TiB of 8 MiB parts).
 pub const MAX_SMALL_OBJECT: u64 = 64 << 20;

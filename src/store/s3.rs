@@ -337,15 +337,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(self.full_key(&upload.key))
-            .upload_id(&upload.upload_id)
-            .send()
-            .await
-            .map_err(|e| self.fail("AbortMultipartUpload", &upload.key, e))?;
-        Ok(())
+        abort_upload(&self.client, &self.bucket, &self.full_key(&upload.key), &upload.upload_id).await
     }
 
     async fn is_locked(&self, key: &str) -> Result<bool> {
@@ -446,6 +438,19 @@ impl S3Upload {
     }
 }
 
+/// Aborts a multipart upload (`full_key` includes the store's prefix), freeing its parts.
+async fn abort_upload(client: &Client, bucket: &str, full_key: &str, upload_id: &str) -> Result<()> {
+    client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(full_key)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .map_err(|e| s3_error("AbortMultipartUpload", bucket, full_key, e))?;
+    Ok(())
+}
+
 /// The ETag S3 gives a multipart object: the hex MD5 of the parts' binary MD5s, `-`, the number
 /// of parts. `None` when a part's ETag is not a plain MD5.
 fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
@@ -523,16 +528,7 @@ impl Upload for S3Upload {
                     s3_error("CompleteMultipartUpload", &self.bucket, &self.key, e)
                 };
                 // Nothing may stay pending: a failed completion aborts the upload.
-                let aborted = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&self.key)
-                    .upload_id(&self.upload_id)
-                    .send()
-                    .await;
-                if let Err(a) = aborted {
-                    let a = s3_error("AbortMultipartUpload", &self.bucket, &self.key, a);
+                if let Err(a) = abort_upload(&self.client, &self.bucket, &self.key, &self.upload_id).await {
                     return Err(error.context(format!(
                         "and aborting the upload failed too ({a:#}): a lifecycle rule removes it, or run \
                          `ngbak cleanup`"
@@ -546,15 +542,7 @@ impl Upload for S3Upload {
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.upload_id)
-            .send()
-            .await
-            .map_err(|e| s3_error("AbortMultipartUpload", &self.bucket, &self.key, e))?;
-        Ok(())
+        abort_upload(&self.client, &self.bucket, &self.key, &self.upload_id).await
     }
 }
 

@@ -342,42 +342,6 @@ pub async fn snapshot_graph(graph: &neo4rs::Graph, label: &str) -> GraphState {
     (nodes, rels)
 }
 
-/// A TCP proxy to `target` that cuts its `nth` connection (1-based) once `limit` bytes have come
-/// back on it; the other connections pass untouched. Jobs open their connections in a known
-/// order, so a test can fail exactly one phase (e.g. the restore's writes, not its safety backup).
-pub async fn cutting_proxy_nth(target: String, nth: usize, limit: u64) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut count = 0;
-        while let Ok((client, _)) = listener.accept().await {
-            count += 1;
-            let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
-            let limit = if count == nth { limit } else { u64::MAX };
-            tokio::spawn(async move {
-                let (mut cr, mut cw) = client.into_split();
-                let (mut sr, mut sw) = server.into_split();
-                let up = tokio::spawn(async move { tokio::io::copy(&mut cr, &mut sw).await });
-                let mut buf = vec![0u8; 4096];
-                let mut passed = 0u64;
-                loop {
-                    let n = match sr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    passed += n as u64;
-                    if passed > limit || cw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                up.abort();
-            });
-        }
-    });
-    port
-}
-
 /// The codecs every round-trip test runs with (gzip the default, zstd the alternative).
 pub const CODECS: [ngbak::archive::compress::Codec; 2] =
     [ngbak::archive::compress::Codec::Gzip, ngbak::archive::compress::Codec::Zstd];
