@@ -189,7 +189,7 @@ fn grpc_url(rest: &str, given: Option<&str>) -> String {
 }
 
 async fn probe_grpc(url: String, api_key: Option<String>) -> Result<Probe> {
-    let client = clients::qdrant_grpc(&url, api_key.clone())?;
+    let client = crate::sources::qdrant::grpc::Grpc::new(&url, api_key.as_deref())?;
     let health = client.health_check().await.map_err(|e| {
         anyhow!("Qdrant gRPC at {} did not answer a health check: {}", redact_url(&url), scrub(&e.to_string()))
     })?;

@@ -2,7 +2,7 @@
 //! (the test CA and certificate that tests/servers/start-tls.sh made), backed up in snapshot
 //! mode through the real `ngbak` binary with `--ca-file`, and refused without it. And gRPC over
 //! TLS (points mode): the double's gRPC server speaks TLS itself (socat cannot negotiate HTTP/2
-//! by ALPN), trusted through `SSL_CERT_FILE`, since qdrant-client takes no CA of its own.
+//! by ALPN), trusted through `--ca-file` too (ngbak builds the gRPC channel's TLS itself).
 
 mod common;
 #[path = "support/qdrant_double.rs"]
@@ -87,11 +87,11 @@ async fn qdrant_rest_over_https_with_a_private_ca_backs_up_snapshots() {
     assert!(!stderr.contains(KEY), "{stderr}");
 }
 
-/// Points mode over TLS gRPC, backed up and restored through the real `ngbak` binary. qdrant-client
-/// builds its TLS settings from the system roots (rustls-native-certs) and takes no CA: a private
-/// CA reaches it only through `SSL_CERT_FILE`. Without it the server is refused, by host:port.
+/// Points mode over TLS gRPC, backed up and restored through the real `ngbak` binary, the private
+/// CA given with `--ca-file` (`NGBAK_CA_FILE`) like for every other client. Without it the server
+/// is refused, by host:port, as a certificate problem.
 #[tokio::test(flavor = "multi_thread")]
-async fn qdrant_grpc_over_tls_backs_up_and_restores_points_with_ssl_cert_file() {
+async fn qdrant_grpc_over_tls_backs_up_and_restores_points_with_the_ca_file() {
     let ca = std::env::var("NGBAK_TEST_CA_FILE").expect("NGBAK_TEST_CA_FILE: run under tests/servers/with-servers.sh");
     let dir_tls = Path::new(&ca).parent().unwrap();
     let cert = std::fs::read(dir_tls.join("server.pem")).unwrap();
@@ -108,7 +108,7 @@ async fn qdrant_grpc_over_tls_backs_up_and_restores_points_with_ssl_cert_file() 
         ("NGBAK_QDRANT_MODE", "points".to_string()),
         ("NGBAK_REQUEST_TIMEOUT", "5".to_string()),
     ];
-    let trusted = [env.clone(), vec![("SSL_CERT_FILE", ca.clone())]].concat();
+    let trusted = [env.clone(), vec![("NGBAK_CA_FILE", ca.clone())]].concat();
 
     let out = ngbak(vec!["backup".into(), "--id".into(), "grpc_tls".into(), "--json".into()], trusted.clone()).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -131,5 +131,6 @@ async fn qdrant_grpc_over_tls_backs_up_and_restores_points_with_ssl_cert_file() 
     assert!(!refused.status.success(), "without the CA the gRPC server is not trusted");
     let port = double.grpc_url.rsplit(':').next().unwrap();
     assert!(stderr.contains(&format!("localhost:{port}")), "{stderr}");
+    assert!(stderr.contains("certificate"), "a certificate problem, said as one: {stderr}");
     assert!(!stderr.contains(KEY), "{stderr}");
 }

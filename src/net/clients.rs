@@ -137,17 +137,32 @@ pub fn qdrant_http() -> Result<reqwest::Client> {
     builder.build().context("cannot set up the HTTPS client for Qdrant")
 }
 
-/// The Qdrant gRPC client with the API key and the policy's timeouts (per call and connect).
-/// TLS (`https://`) trusts the system roots (qdrant-client builds its own TLS config).
-pub fn qdrant_grpc(url: &str, api_key: Option<String>) -> Result<qdrant_client::Qdrant> {
+/// The gRPC channel to Qdrant, opened on first use: the policy's connect and answer timeouts,
+/// and for `https://` the system roots plus the CA file (rustls with ring, like every client).
+pub fn qdrant_channel(url: &str) -> Result<tonic::transport::Channel> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
     let p = policy();
-    qdrant_client::Qdrant::from_url(url)
-        .api_key(api_key)
+    let invalid = |e: &dyn std::fmt::Display| {
+        anyhow!("cannot set up the Qdrant gRPC client for {}: {}", redact_url(url), scrub(&e.to_string()))
+    };
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| invalid(&e))?
         .timeout(p.request)
         .connect_timeout(p.connect)
-        .skip_compatibility_check()
-        .build()
-        .map_err(|e| anyhow!("cannot set up the Qdrant gRPC client for {}: {}", redact_url(url), scrub(&e.to_string())))
+        .user_agent(concat!("ngbak/", env!("CARGO_PKG_VERSION")))
+        .map_err(|e| invalid(&e))?;
+    match endpoint.uri().scheme_str() {
+        Some("https") => {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &p.ca {
+                tls = tls.ca_certificate(Certificate::from_pem(&ca.pem));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| invalid(&e))?;
+        }
+        Some("http") => {}
+        _ => return Err(anyhow!("QDRANT_GRPC_URL {} must start with http:// or https://", redact_url(url))),
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 /// A plain HTTPS client for downloads (`ngbak import <URL>`): the same trust, connect timeout

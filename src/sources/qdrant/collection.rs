@@ -2,6 +2,7 @@
 //! back, and how the collection is created again from it (exactly, from the server's own
 //! protobuf messages, so no setting is lost between client versions).
 
+use super::grpc::Grpc;
 use super::{b64, RestoreMode};
 use crate::archive::EntryRecord;
 use anyhow::{bail, Context, Result};
@@ -10,7 +11,6 @@ use prost::Message;
 use qdrant_client::qdrant::{
     CollectionConfig, CreateCollection, CreateFieldIndexCollection, DeleteCollection, PayloadSchemaInfo,
 };
-use qdrant_client::Qdrant;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -33,7 +33,7 @@ pub struct CollectionRecord {
 /// Creates `target` from an archived configuration (in replace mode dropping it first; in merge
 /// mode keeping an existing one), then its payload indexes.
 #[allow(deprecated)] // on_disk_payload: still what servers before 1.16 read
-pub(super) async fn create(grpc: &Qdrant, record: &CollectionRecord, target: &str, mode: RestoreMode) -> Result<()> {
+pub(super) async fn create(grpc: &Grpc, record: &CollectionRecord, target: &str, mode: RestoreMode) -> Result<()> {
     let target = target.to_string();
     let config = CollectionConfig::decode(b64().decode(&record.config_pb)?.as_slice())?;
     let exists = grpc.collection_exists(&target).await.with_context(|| format!("Qdrant gRPC: does {target} exist"))?;

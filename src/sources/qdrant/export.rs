@@ -2,6 +2,7 @@
 //! every point, scrolled over gRPC into NDJSON parts and summed into the content digest.
 
 use super::collection::{summarize, CollectionRecord};
+use super::grpc::Grpc;
 use super::points::record_of;
 use super::{b64, canonical, collections, scroll_page, snapshot, CaptureMode, QdrantSettings, NAME};
 use crate::archive::format::safe_component;
@@ -11,7 +12,6 @@ use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
 use base64::Engine;
 use prost::Message;
-use qdrant_client::Qdrant;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -27,17 +27,12 @@ impl QdrantExporter {
 
     async fn export_points(
         &self,
-        grpc: &Qdrant,
+        grpc: &Grpc,
         c: &str,
         out: &EntrySender,
         digest: &mut ContentDigest,
     ) -> Result<(u64, Value)> {
-        let info = grpc
-            .collection_info(c)
-            .await
-            .with_context(|| format!("Qdrant gRPC collection info of {c}"))?
-            .result
-            .ok_or_else(|| anyhow!("Qdrant returned no info for {c}"))?;
+        let info = grpc.collection_info(c).await.with_context(|| format!("Qdrant gRPC collection info of {c}"))?;
         let config = info.config.clone().ok_or_else(|| anyhow!("collection {c} has no configuration"))?;
         let summary = summarize(&config);
         let record = CollectionRecord {

@@ -10,10 +10,11 @@
 //!   NDJSON parts; restore creates the collection and upserts in batches.
 //!
 //! `export` and `restore` are the two directions; `snapshot` and `collection` hold what each mode
-//! needs on both; `points` converts points to archive records; `rest` is the REST client.
+//! needs on both; `points` converts points to archive records; `rest` and `grpc` are the clients.
 
 mod collection;
 mod export;
+pub mod grpc;
 pub mod points;
 pub mod rest;
 mod restore;
@@ -25,9 +26,9 @@ pub use restore::QdrantRestorer;
 
 use super::{redact_url, RestoreMode};
 use anyhow::{anyhow, Context, Result};
+use grpc::Grpc;
 use points::PointRecord;
 use qdrant_client::qdrant::ScrollPoints;
-use qdrant_client::Qdrant;
 use reqwest::Method;
 use rest::Rest;
 use serde::{Deserialize, Serialize};
@@ -78,8 +79,8 @@ impl QdrantSettings {
         Ok(url.to_string().trim_end_matches('/').to_string())
     }
 
-    fn grpc(&self) -> Result<Qdrant> {
-        crate::net::clients::qdrant_grpc(&self.grpc_url()?, self.api_key.clone())
+    fn grpc(&self) -> Result<Grpc> {
+        Grpc::new(&self.grpc_url()?, self.api_key.as_deref())
     }
 
     /// Where gRPC calls go, for their errors (qdrant-client's own say "Timeout expired" or the
@@ -119,7 +120,7 @@ async fn collections(settings: &QdrantSettings, rest: &Rest) -> Result<Vec<Strin
 
 /// One page of a collection's points, with vectors and payload (export and read-back).
 async fn scroll_page(
-    grpc: &Qdrant,
+    grpc: &Grpc,
     collection: &str,
     offset: Option<qdrant_client::qdrant::PointId>,
 ) -> Result<qdrant_client::qdrant::ScrollResponse> {

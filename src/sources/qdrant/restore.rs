@@ -3,6 +3,7 @@
 //! the read-back scrolls the restored points to prove them against the content digest.
 
 use super::collection::{self, read_collection_record};
+use super::grpc::Grpc;
 use super::points::{point_of, record_of, PointRecord};
 use super::rest::{major_minor, Rest};
 use super::{b64, canonical, point_hash, scroll_page, snapshot, QdrantExporter, QdrantSettings, NAME, PAGE};
@@ -16,7 +17,6 @@ use async_trait::async_trait;
 use base64::Engine;
 use prost::Message;
 use qdrant_client::qdrant::{CollectionConfig, UpsertPoints};
-use qdrant_client::Qdrant;
 use reqwest::Method;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
@@ -25,7 +25,7 @@ use tokio::io::AsyncRead;
 pub struct QdrantRestorer {
     settings: QdrantSettings,
     rest: Option<Rest>,
-    grpc: Option<Qdrant>,
+    grpc: Option<Grpc>,
     /// Collections in the archive (to refuse `--restore-as` with more than one).
     archived: Vec<String>,
     /// Points per archived collection, as the backup counted them.
@@ -58,7 +58,7 @@ impl QdrantRestorer {
         self.rest.as_ref().ok_or_else(|| anyhow!("Qdrant restorer used before prepare"))
     }
 
-    fn grpc(&mut self) -> Result<&Qdrant> {
+    fn grpc(&mut self) -> Result<&Grpc> {
         if self.grpc.is_none() {
             self.grpc = Some(self.settings.grpc()?);
         }
