@@ -2,14 +2,14 @@
 //! (faster and smaller), both multi-threaded when written; readers tell them apart by their
 //! magic bytes, so `verify` and `restore` take either without being told.
 
+mod blocks;
 mod pgzip;
+mod zstd_mt;
 
-pub use pgzip::{ParallelGzipEncoder, BLOCK_BYTES as GZIP_BLOCK_BYTES};
+pub use pgzip::{parallel_gzip, ParallelGzipEncoder, BLOCK_BYTES as GZIP_BLOCK_BYTES};
+pub use zstd_mt::{zstd_encoder, ZstdEncoder};
 
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
-use async_compression::tokio::write::ZstdEncoder;
-use async_compression::zstd::CParameter;
-use async_compression::Level;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -102,12 +102,8 @@ impl<W: AsyncWrite + Unpin> Encoder<W> {
             );
         }
         Ok(match codec {
-            Codec::Gzip => Encoder::Gzip(ParallelGzipEncoder::new(inner, level, threads)?),
-            Codec::Zstd => Encoder::Zstd(ZstdEncoder::with_quality_and_params(
-                inner,
-                Level::Precise(level as i32),
-                &[CParameter::nb_workers(threads as u32)],
-            )),
+            Codec::Gzip => Encoder::Gzip(parallel_gzip(inner, level, threads)?),
+            Codec::Zstd => Encoder::Zstd(zstd_encoder(inner, level as i32, threads)?),
         })
     }
 

@@ -4,18 +4,13 @@
 //! Each block is primed with the last 32 KiB of the input before it (the deflate window), so the
 //! ratio stays close to a single-threaded stream, and ends with a sync flush (byte-aligned, not
 //! final); the last block ends the deflate stream. CRC-32s of the blocks are combined in order.
-//! At most `2 × threads` blocks are in flight: a writer faster than the pool waits
-//! (back-pressure), so memory stays at about `2 × threads × block` bytes whatever the data size.
+//! At most `2 × threads` blocks are in flight ([`BlockWriter`]), so memory stays at about
+//! `2 × threads × block` bytes whatever the data size.
 
-use bytes::{Buf, Bytes};
+use super::blocks::{BlockCodec, BlockWriter, Boundary, Pending};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
-use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{ready, Context, Poll};
-use tokio::io::AsyncWrite;
 use tokio::sync::oneshot;
 
 /// Input bytes per block (pigz's default): small enough to keep every thread busy, large
@@ -24,8 +19,11 @@ pub const BLOCK_BYTES: usize = 128 << 10;
 /// The deflate window: how much of the previous block primes the next one.
 const WINDOW: usize = 32 << 10;
 
+/// A gzip stream written by [`BlockWriter`] with [`GzipBlocks`].
+pub type ParallelGzipEncoder<W> = BlockWriter<W, GzipBlocks>;
+
 /// One block's compressed bytes and the CRC-32 of its input.
-struct Deflated {
+pub struct Deflated {
     data: Vec<u8>,
     crc: Crc,
 }
@@ -94,148 +92,64 @@ fn deflate_block(deflate: &mut Compress, dictionary: &[u8], input: &[u8], last: 
     Ok(Deflated { data, crc })
 }
 
-/// Where the writer stands after `shutdown` began.
-#[derive(PartialEq)]
-enum Ending {
-    Open,
-    LastBlockSent,
-    TrailerQueued,
-}
-
-/// Writes a gzip stream into `inner`, compressing on `threads` threads.
-pub struct ParallelGzipEncoder<W> {
-    inner: W,
+/// Independent deflate blocks on a pool of threads, each primed with the 32 KiB before it,
+/// joined into one gzip member: header, blocks, CRC-32 and length.
+pub struct GzipBlocks {
     pool: Pool,
-    max_in_flight: usize,
-    block: Vec<u8>,
     /// The last [`WINDOW`] bytes of input already handed out, priming the next block.
     window: Vec<u8>,
-    in_flight: VecDeque<oneshot::Receiver<io::Result<Deflated>>>,
-    /// Compressed bytes on their way into `inner`.
-    out: Bytes,
     crc: Crc,
-    ending: Ending,
 }
 
-impl<W: AsyncWrite + Unpin> ParallelGzipEncoder<W> {
-    /// `level` 1–9 as for gzip; `threads` ≥ 1 compressing threads.
-    pub fn new(inner: W, level: u32, threads: usize) -> io::Result<Self> {
-        let threads = threads.max(1);
-        let pool = Pool::start(threads, level)?;
-        // RFC 1952 header: no name, no mtime (archives of the same data stay identical), OS unknown.
-        let xfl = match level {
-            1 => 4,
-            9 => 2,
-            _ => 0,
-        };
-        let header = Bytes::from(vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
-        Ok(ParallelGzipEncoder {
-            inner,
-            pool,
-            max_in_flight: 2 * threads,
-            block: Vec::with_capacity(BLOCK_BYTES),
-            window: Vec::new(),
-            in_flight: VecDeque::new(),
-            out: header,
-            crc: Crc::new(),
-            ending: Ending::Open,
-        })
-    }
+impl BlockCodec for GzipBlocks {
+    type Block = Deflated;
 
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
-
-    /// Hands the current block to the pool (even an empty one, when it is the last).
-    fn dispatch(&mut self, last: bool) -> io::Result<()> {
-        let input = std::mem::replace(&mut self.block, Vec::with_capacity(if last { 0 } else { BLOCK_BYTES }));
+    fn submit(&mut self, input: Vec<u8>, boundary: Boundary) -> io::Result<Pending<Deflated>> {
         let mut next_window = Vec::with_capacity(WINDOW);
         let from_old = WINDOW.saturating_sub(input.len()).min(self.window.len());
         next_window.extend_from_slice(&self.window[self.window.len() - from_old..]);
         next_window.extend_from_slice(&input[input.len() - (WINDOW - from_old).min(input.len())..]);
         let dictionary = std::mem::replace(&mut self.window, next_window);
         let (reply, result) = oneshot::channel();
+        let last = boundary == Boundary::End;
         self.pool
             .jobs
             .send(Job { dictionary, input, last, reply })
             .map_err(|_| io::Error::other("the gzip compression threads stopped"))?;
-        self.in_flight.push_back(result);
-        Ok(())
+        Ok(result)
     }
 
-    /// Writes finished blocks, in order, into `inner` until at most `keep` are in flight.
-    fn poll_drain(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<io::Result<()>> {
-        loop {
-            while !self.out.is_empty() {
-                let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
-                if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-                }
-                self.out.advance(n);
-            }
-            if self.in_flight.len() <= keep {
-                return Poll::Ready(Ok(()));
-            }
-            let front = self.in_flight.front_mut().expect("in flight");
-            let deflated = match ready!(Pin::new(front).poll(cx)) {
-                Ok(result) => result?,
-                Err(_) => return Poll::Ready(Err(io::Error::other("a gzip compression thread failed"))),
-            };
-            self.in_flight.pop_front();
-            self.crc.combine(&deflated.crc);
-            self.out = Bytes::from(deflated.data);
-        }
+    fn output(&mut self, block: Deflated) -> Vec<u8> {
+        self.crc.combine(&block.crc);
+        block.data
+    }
+
+    /// RFC 1952: CRC-32 and input length mod 2^32, little-endian.
+    fn trailer(&mut self) -> Vec<u8> {
+        let mut trailer = Vec::with_capacity(8);
+        trailer.extend_from_slice(&self.crc.sum().to_le_bytes());
+        trailer.extend_from_slice(&self.crc.amount().to_le_bytes());
+        trailer
     }
 }
 
-impl<W: AsyncWrite + Unpin> AsyncWrite for ParallelGzipEncoder<W> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.ending != Ending::Open {
-            return Poll::Ready(Err(io::Error::other("write after shutdown")));
-        }
-        if this.block.len() == BLOCK_BYTES {
-            ready!(this.poll_drain(cx, this.max_in_flight - 1))?;
-            this.dispatch(false)?;
-        }
-        let n = data.len().min(BLOCK_BYTES - this.block.len());
-        this.block.extend_from_slice(&data[..n]);
-        if this.block.len() == BLOCK_BYTES && this.in_flight.len() < this.max_in_flight {
-            this.dispatch(false)?;
-        }
-        Poll::Ready(Ok(n))
-    }
-
-    /// Compresses what is buffered (a sync-flushed block) and writes everything out.
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.ending == Ending::Open && !this.block.is_empty() {
-            ready!(this.poll_drain(cx, this.max_in_flight - 1))?;
-            this.dispatch(false)?;
-        }
-        ready!(this.poll_drain(cx, 0))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    /// Ends the deflate stream, writes the gzip trailer (CRC-32, length mod 2^32), shuts `inner`.
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.ending == Ending::Open {
-            ready!(this.poll_drain(cx, this.max_in_flight - 1))?;
-            this.dispatch(true)?;
-            this.ending = Ending::LastBlockSent;
-        }
-        if this.ending == Ending::LastBlockSent {
-            ready!(this.poll_drain(cx, 0))?;
-            let mut trailer = Vec::with_capacity(8);
-            trailer.extend_from_slice(&this.crc.sum().to_le_bytes());
-            trailer.extend_from_slice(&this.crc.amount().to_le_bytes());
-            this.out = Bytes::from(trailer);
-            this.ending = Ending::TrailerQueued;
-        }
-        ready!(this.poll_drain(cx, 0))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
-    }
+/// A gzip writer into `inner` at `level` (1–9) on `threads` (≥ 1) compressing threads, with at
+/// most `2 × threads` blocks in flight.
+pub fn parallel_gzip<W: tokio::io::AsyncWrite + Unpin>(
+    inner: W,
+    level: u32,
+    threads: usize,
+) -> io::Result<ParallelGzipEncoder<W>> {
+    let threads = threads.max(1);
+    let codec = GzipBlocks { pool: Pool::start(threads, level)?, window: Vec::new(), crc: Crc::new() };
+    // RFC 1952 header: no name, no mtime (archives of the same data stay identical), OS unknown.
+    let xfl = match level {
+        1 => 4,
+        9 => 2,
+        _ => 0,
+    };
+    let header = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255];
+    Ok(BlockWriter::new(inner, codec, header, BLOCK_BYTES, 2 * threads))
 }
 
 #[cfg(test)]
@@ -245,7 +159,7 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     async fn compress(data: &[u8], level: u32, threads: usize, chunk: usize) -> Vec<u8> {
-        let mut enc = ParallelGzipEncoder::new(Vec::new(), level, threads).unwrap();
+        let mut enc = parallel_gzip(Vec::new(), level, threads).unwrap();
         for piece in data.chunks(chunk.max(1)) {
             enc.write_all(piece).await.unwrap();
         }
