@@ -237,7 +237,7 @@ pub struct TuningArgs {
     #[arg(long, env = "NGBAK_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
     /// Size of one NDJSON part in MiB (memory per backend in flight).
-    #[arg(long, env = "NGBAK_PART_MIB", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, env = "NGBAK_PART_MIB", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub part_mib: u32,
 }
 

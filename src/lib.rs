@@ -4,6 +4,7 @@
 //! manifest) → `store` (S3 or a directory); `pipeline` wires them into jobs, and `cli` and
 //! `lambda` are thin entry points on top.
 
+pub mod alloc;
 pub mod archive;
 pub mod check;
 pub mod cli;

@@ -49,12 +49,14 @@ async fn a_grpc_connection_cut_mid_scroll_is_retried_and_the_archive_is_exact() 
     double.seed_hybrid("entities", 1000, 8);
     // The first connection is cut after 30 kB of answers: inside the first scroll pages.
     let direct = double.grpc_url.trim_start_matches("http://").to_string();
-    let (port, accepted) = flaky_proxy(direct, 1..=1, 30_000, Fault::Cut).await;
+    let proxy = flaky_proxy(direct, 1..=1, 30_000, Fault::Cut).await;
+    let port = proxy.port;
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());
     let exporter = QdrantExporter::new(points_settings(&double.rest_url, format!("http://127.0.0.1:{port}"), None));
     let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
-    assert!(accepted.load(Ordering::SeqCst) >= 2, "the scroll went on over a new connection");
+    assert_eq!(proxy.faulted.load(Ordering::SeqCst), 1, "the first connection was cut");
+    assert!(proxy.accepted.load(Ordering::SeqCst) >= 2, "the scroll went on over a new connection");
     assert_eq!(summary.backends["qdrant"].stats["vectors"], 1000);
 
     // Restored beside the original; the restore's read-back proves the points archived (their

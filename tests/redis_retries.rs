@@ -63,14 +63,17 @@ async fn a_backup_goes_on_when_its_redis_connection_is_cut_once() {
     let mut con = redis().await;
     let before = redis_snapshot(&mut con, &pattern).await;
 
-    // The backup reads on one connection: cut it after 100 kB of answers (of about 700 kB).
-    let (port, accepted) = flaky_proxy(redis_addr(), 1..=1, 100_000, Fault::Cut).await;
+    // The backup opens a connection for large keys (1), one for SCAN (2) and its read lanes
+    // (3 on); SCAN's answers come to about 70 kB, a lane's batch to about 175 kB. Cut SCAN's and
+    // the first lane's after 20 kB: each read goes on over a new connection, never cut twice.
+    let proxy = flaky_proxy(redis_addr(), 2..=3, 20_000, Fault::Cut).await;
+    let port = proxy.port;
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());
     let options = BackupOptions { id: Some(BackupId::for_time(chrono::Utc::now())), ..Default::default() };
     let exporter = RedisExporter::new(&format!("redis://127.0.0.1:{port}"), std::slice::from_ref(&pattern));
     let summary = run_backup(store.clone(), vec![Box::new(exporter)], options).await.unwrap();
-    assert!(accepted.load(Ordering::SeqCst) >= 2, "the read went on over a new connection");
+    assert_eq!(proxy.faulted.load(Ordering::SeqCst), 2, "SCAN's and a lane's connection were cut");
     assert_eq!(summary.backends["redis"].stats["keys"], 2013);
 
     // What was archived is exactly what is in Redis: restored into an emptied scope, key by key,
@@ -98,7 +101,8 @@ async fn the_read_back_goes_on_when_a_connection_stops_answering() {
 
     // Connection 1 walks the keys; the one batch goes to a lane on connection 2, which stalls
     // after 2 kB of its answer: the 1 s answer timeout fires and the lane reads again.
-    let (port, accepted) = flaky_proxy(redis_addr(), 2..=2, 2_000, Fault::Stall).await;
+    let proxy = flaky_proxy(redis_addr(), 2..=2, 2_000, Fault::Stall).await;
+    let (port, accepted) = (proxy.port, proxy.accepted);
     let started = Instant::now();
     let through = read_back_digest(&format!("redis://127.0.0.1:{port}/9"), &pattern).await;
     assert!(started.elapsed() >= Duration::from_secs(1), "the stall held the read for the answer timeout");
@@ -149,7 +153,8 @@ async fn a_redis_that_stays_away_fails_naming_host_port_and_attempts_but_not_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_not_retried() {
     short_timeouts();
-    let (port, accepted) = flaky_proxy(redis_addr(), 0..=0, u64::MAX, Fault::Cut).await;
+    let proxy = flaky_proxy(redis_addr(), 0..=0, u64::MAX, Fault::Cut).await;
+    let (port, accepted) = (proxy.port, proxy.accepted);
     let url = format!("redis://nobody_{}:not-the-password@127.0.0.1:{port}", unique());
     let exporter = RedisExporter::new(&url, &["ngr_none:*".to_string()]);
     let dir = tempfile::tempdir().unwrap();

@@ -45,17 +45,21 @@ async fn a_restore_cut_halfway_is_reported_partial_and_its_safety_backup_rolls_i
     let before_restore = redis_snapshot(&mut con, &pattern).await;
 
     // The restore's own writes go through a proxy that cuts them off: connections 1 (checks),
-    // 2 (the safety backup) and 3 (the clearing of a replace) pass; from connection 4 on (the
-    // four write connections) each is cut after 1 KB of replies. (Reads are retried on a new
-    // connection, so the cut must hit the writes, which are not.)
+    // 2–7 (the safety backup: large keys, SCAN and four read lanes) and 8 (the clearing of a
+    // replace) pass; from connection 9 on (the four write connections) each is cut after 1 KB of
+    // replies. (Reads are retried on a new connection, so the cut must hit the writes, which are
+    // not.)
     let target = redis_url().trim_start_matches("redis://").to_string();
-    let (port, _) = flaky_proxy(target, 4..=usize::MAX, 1_000, Fault::Cut).await;
+    let proxy = flaky_proxy(target, 9..=usize::MAX, 1_000, Fault::Cut).await;
+    let port = proxy.port;
     let restorer =
         RedisRestorer::new(&format!("redis://127.0.0.1:{port}"), std::slice::from_ref(&pattern), RestoreMode::Replace);
     let options = RestoreOptions { safety_backup: Some(SafetyBackup { store: store.clone() }), ..Default::default() };
     let err = run_restore(store.as_ref(), &backup.backup_id, vec![Box::new(restorer)], &options).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("PARTIAL RESTORE") && text.contains("writing to redis"), "{text}");
+    assert!(!text.contains(", 0 of 3000 records sent"), "the cut came after some writes: {text}");
+    assert!(proxy.faulted.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a write connection was cut");
     let safety = ngbak::pipeline::catalog::list_backups(store.as_ref())
         .await
         .unwrap()

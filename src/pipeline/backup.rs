@@ -44,7 +44,7 @@ impl Default for BackupOptions {
         BackupOptions {
             id: None,
             compression: Compression::default(),
-            part_bytes: 8 << 20,
+            part_bytes: 4 << 20,
             config: serde_json::Value::Null,
             progress: false,
             reason: None,

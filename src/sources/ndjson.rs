@@ -31,19 +31,29 @@ impl<'a> NdjsonParts<'a> {
 
     /// Adds one record as one line; sends the part once it reaches the part size.
     pub async fn push<T: Serialize + ?Sized>(&mut self, record: &T) -> Result<()> {
-        let start = self.buf.len();
-        serde_json::to_writer(&mut self.buf, record)?;
-        if self.buf.len() - start > MAX_LINE {
-            self.buf.truncate(start);
-            anyhow::bail!(
-                "a record of {} is larger than {} MiB, the most one archive record may hold (FORMAT.md)",
-                self.folder,
-                MAX_LINE >> 20
-            );
+        self.reserve_part();
+        write_line(&mut self.buf, record, &self.folder)?;
+        self.added(1).await
+    }
+
+    /// Adds `records` lines that [`write_line`] wrote elsewhere (on another task, say).
+    pub async fn push_lines(&mut self, lines: &[u8], records: u64) -> Result<()> {
+        self.reserve_part();
+        self.buf.extend_from_slice(lines);
+        self.added(records).await
+    }
+
+    /// A new part gets its whole size at once: grown by doubling, each part left a trail of
+    /// freed buffers (256 KiB … 4 MiB) that the allocator kept committed for a while.
+    fn reserve_part(&mut self) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(self.out.part_bytes + self.out.part_bytes / 8);
         }
-        self.buf.push(b'\n');
-        self.in_part += 1;
-        self.total += 1;
+    }
+
+    async fn added(&mut self, records: u64) -> Result<()> {
+        self.in_part += records;
+        self.total += records;
         if self.buf.len() >= self.out.part_bytes {
             self.flush().await?;
         }
@@ -65,6 +75,23 @@ impl<'a> NdjsonParts<'a> {
         let body = Bytes::from(std::mem::take(&mut self.buf));
         self.out.send(path, std::mem::take(&mut self.in_part), EntryBody::Bytes(body)).await
     }
+}
+
+/// Appends `record` to `buf` as one NDJSON line, refusing one longer than [`MAX_LINE`] (it is
+/// taken out again); `folder` names the records in the error.
+pub fn write_line<T: Serialize + ?Sized>(buf: &mut Vec<u8>, record: &T, folder: &str) -> Result<()> {
+    let start = buf.len();
+    serde_json::to_writer(&mut *buf, record)?;
+    if buf.len() - start > MAX_LINE {
+        buf.truncate(start);
+        anyhow::bail!(
+            "a record of {} is larger than {} MiB, the most one archive record may hold (FORMAT.md)",
+            folder.trim_end_matches('/'),
+            MAX_LINE >> 20
+        );
+    }
+    buf.push(b'\n');
+    Ok(())
 }
 
 /// Longest record line accepted, written or read (FORMAT.md): a record is held whole in memory

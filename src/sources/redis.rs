@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub const NAME: &str = "redis";
-const FOLDER: &str = "kv/redis";
+pub(crate) const FOLDER: &str = "kv/redis";
 /// Keys read or written per round trip.
 const BATCH: usize = 500;
 
@@ -149,24 +149,41 @@ impl Exporter for RedisExporter {
         "kv"
     }
 
+    /// Reads, serialises and digests small keys on several connections at once
+    /// (`redis_reads::export_blocks`) and pages each large key here, one after another, so that
+    /// a key's records stay together in the archive.
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest> {
-        let rc = ReadConnection::open(&self.url).await?;
+        let pages = ReadConnection::open(&self.url).await?;
         let mut parts = out.ndjson(FOLDER);
         let mut stats = BTreeMap::new();
         let mut digest = ContentDigest::default();
-        let mut lines = CanonicalLines::default();
         let mut keys = 0u64;
-        let mut reader = KeyReader::new(&self.patterns);
-        while let Some(record) = reader.next(&rc).await? {
-            if !record.more {
-                count_key(&mut stats, &record.key);
-                keys += 1;
+        let (lanes, mut blocks, buffers) = super::redis_reads::export_blocks(&self.url, &self.patterns).await?;
+        while let Some(block) = blocks.recv().await {
+            let block = block?;
+            digest.merge(&block.digest);
+            for (stat, n) in &block.stats {
+                *stats.entry(stat.clone()).or_default() += n;
             }
-            for line in lines.of(&record) {
-                digest.add(&line);
+            keys += block.keys;
+            parts.push_lines(&block.ndjson, block.keys).await?;
+            buffers.give(block.ndjson);
+            for large in block.large {
+                let mut pager = Pager::new(large);
+                let mut lines = CanonicalLines::default();
+                while let Some(record) = pager.next(&pages).await? {
+                    if !record.more {
+                        count_key(&mut stats, &record.key);
+                        keys += 1;
+                    }
+                    for line in lines.of(&record) {
+                        digest.add(&line);
+                    }
+                    parts.push(&record).await?;
+                }
             }
-            parts.push(&record).await?;
         }
+        super::redis_reads::finish_export(lanes).await?;
         parts.finish().await?;
         stats.insert("keys".to_string(), keys);
         Ok(BackendManifest {
@@ -298,7 +315,7 @@ pub(crate) fn parse_record(line: &[u8], entry: &str) -> Result<KeyRecord> {
 }
 
 /// Adds a key to the nano-graphrag statistics (`nano_graphrag:<namespace>:<id>`).
-fn count_key(stats: &mut BTreeMap<String, u64>, key: &Blob) {
+pub(crate) fn count_key(stats: &mut BTreeMap<String, u64>, key: &Blob) {
     if let Blob::Text(k) = key {
         let mut parts = k.splitn(3, ':');
         if let (Some(_), Some(ns), Some(_)) = (parts.next(), parts.next(), parts.next()) {
@@ -329,45 +346,6 @@ pub(crate) struct LargeKey {
     key: Vec<u8>,
     kind: String,
     pttl: Option<i64>,
-}
-
-/// Every key under the patterns as archive records, each key once: small keys whole, read
-/// [`BATCH`] at a time; a hash, list, set or sorted set of more than [`PAGE_ELEMS`] elements in
-/// pages, so memory holds one page whatever the size of a key.
-pub struct KeyReader {
-    scanner: Scanner,
-    ready: std::collections::VecDeque<KeyRecord>,
-    large: std::collections::VecDeque<LargeKey>,
-    pager: Option<Pager>,
-}
-
-impl KeyReader {
-    pub fn new(patterns: &[String]) -> Self {
-        KeyReader { scanner: Scanner::new(patterns), ready: Default::default(), large: Default::default(), pager: None }
-    }
-
-    pub async fn next(&mut self, rc: &ReadConnection) -> Result<Option<KeyRecord>> {
-        loop {
-            if let Some(record) = self.ready.pop_front() {
-                return Ok(Some(record));
-            }
-            if let Some(pager) = &mut self.pager {
-                match pager.next(rc).await? {
-                    Some(record) => return Ok(Some(record)),
-                    None => self.pager = None,
-                }
-                continue;
-            }
-            if let Some(large) = self.large.pop_front() {
-                self.pager = Some(Pager::new(large));
-                continue;
-            }
-            let Some(keys) = self.scanner.next_batch(rc).await? else { return Ok(None) };
-            let (small, large) = read_keys(rc, keys).await?;
-            self.ready.extend(small);
-            self.large.extend(large);
-        }
-    }
 }
 
 /// Reads one large key page by page (HSCAN, SSCAN, ZSCAN, or LRANGE windows). SCAN-style reads

@@ -454,28 +454,38 @@ pub enum Fault {
     Stall,
 }
 
+/// What [`flaky_proxy`] counts, and where it listens.
+pub struct FlakyProxy {
+    pub port: u16,
+    /// Connections accepted so far (to see that a job really connected again).
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections the fault was applied to (to see that the fault really happened).
+    pub faulted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 /// A TCP proxy to `target` that applies `fault` to the connections numbered in `which` (1-based:
 /// `2..=2` the second only, `3..=usize::MAX` the third and every later one) once `limit` bytes
-/// have come back on each; the other connections pass untouched. Returns its port and the number
-/// of connections it accepted so far (to see that a job really connected again).
+/// have come back on each; the other connections pass untouched.
 pub async fn flaky_proxy(
     target: String,
     which: std::ops::RangeInclusive<usize>,
     limit: u64,
     fault: Fault,
-) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+) -> FlakyProxy {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
+    let faulted = Arc::new(AtomicUsize::new(0));
+    let (count, faults) = (accepted.clone(), faulted.clone());
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let which = which.clone();
             let this = count.fetch_add(1, Ordering::SeqCst) + 1;
             let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
             let limit = if which.contains(&this) { limit } else { u64::MAX };
+            let faults = faults.clone();
             tokio::spawn(async move {
                 let (mut cr, mut cw) = client.into_split();
                 let (mut sr, mut sw) = server.into_split();
@@ -489,6 +499,7 @@ pub async fn flaky_proxy(
                     };
                     passed += n as u64;
                     if passed > limit {
+                        faults.fetch_add(1, Ordering::SeqCst);
                         if fault == Fault::Stall {
                             // Hold both halves open, silent, until the client gives up.
                             let _held = (cw, sr);
@@ -504,5 +515,5 @@ pub async fn flaky_proxy(
             });
         }
     });
-    (port, accepted)
+    FlakyProxy { port, accepted, faulted }
 }
