@@ -36,11 +36,24 @@ impl<'a> NdjsonParts<'a> {
         self.added(1).await
     }
 
-    /// Adds `records` lines that [`write_line`] wrote elsewhere (on another task, say).
-    pub async fn push_lines(&mut self, lines: &[u8], records: u64) -> Result<()> {
-        self.reserve_part();
-        self.buf.extend_from_slice(lines);
-        self.added(records).await
+    /// Adds lines that [`write_line`] wrote elsewhere (on another task, say), cutting parts
+    /// between lines as [`Self::push`] does. (A serialised record holds no raw newline: JSON
+    /// escapes it inside strings.)
+    pub async fn push_lines(&mut self, mut lines: &[u8]) -> Result<()> {
+        while !lines.is_empty() {
+            self.reserve_part();
+            // Whole lines up to the part size, and at least one.
+            let room = self.out.part_bytes.saturating_sub(self.buf.len()).max(1);
+            let end = match lines.get(room - 1..) {
+                Some(after) => after.iter().position(|b| *b == b'\n').map_or(lines.len(), |at| room + at),
+                None => lines.len(),
+            };
+            let (now, rest) = lines.split_at(end);
+            self.buf.extend_from_slice(now);
+            self.added(now.iter().filter(|b| **b == b'\n').count() as u64).await?;
+            lines = rest;
+        }
+        Ok(())
     }
 
     /// A new part gets its whole size at once: grown by doubling, each part left a trail of
@@ -173,6 +186,34 @@ mod tests {
     use super::*;
     use crate::archive::PendingEntry;
     use tokio::sync::mpsc;
+
+    #[tokio::test]
+    async fn lines_written_elsewhere_are_cut_into_parts_between_lines() {
+        let (tx, mut rx) = mpsc::channel::<PendingEntry>(100);
+        let out = EntrySender::new(tx, "test", 100);
+        let mut parts = out.ndjson("kv/test/");
+        let mut block = Vec::new();
+        for i in 0..50 {
+            write_line(&mut block, &serde_json::json!({ "i": i, "pad": "x".repeat(i % 7 * 9) }), "kv/test").unwrap();
+        }
+        let longest = block.split(|b| *b == b'\n').map(<[u8]>::len).max().unwrap() + 1;
+        // Two blocks, the second starting mid-part.
+        let half = block.iter().position(|b| *b == b'\n').unwrap() + 1;
+        parts.push_lines(&block[..half]).await.unwrap();
+        parts.push_lines(&block[half..]).await.unwrap();
+        assert_eq!(parts.finish().await.unwrap(), 50);
+        drop(out);
+        let mut joined = Vec::new();
+        let mut records = 0;
+        while let Some(entry) = rx.recv().await {
+            let EntryBody::Bytes(bytes) = entry.body else { panic!("parts are in memory") };
+            assert!(bytes.ends_with(b"\n") && bytes.len() < 100 + longest, "part of {} bytes", bytes.len());
+            assert_eq!(entry.records, bytes.iter().filter(|b| **b == b'\n').count() as u64);
+            records += entry.records;
+            joined.extend_from_slice(&bytes);
+        }
+        assert_eq!((records, joined), (50, block));
+    }
 
     #[tokio::test]
     async fn parts_stay_near_the_part_size_and_lines_round_trip() {

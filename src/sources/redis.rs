@@ -166,7 +166,7 @@ impl Exporter for RedisExporter {
                 *stats.entry(stat.clone()).or_default() += n;
             }
             keys += block.keys;
-            parts.push_lines(&block.ndjson, block.keys).await?;
+            parts.push_lines(&block.ndjson).await?;
             buffers.give(block.ndjson);
             for large in block.large {
                 let mut pager = Pager::new(large);
