@@ -321,9 +321,9 @@ pub struct ExportBlock {
 }
 
 /// The lanes' buffers for archive lines, handed back by the exporter once it copied them into a
-/// part, so the same few buffers go round. Allocated by a lane and freed by the exporter on
-/// another thread, fresh buffers stayed committed in mimalloc for a while: the backup's peak RSS
-/// doubled.
+/// part, so the same few buffers go round instead of a fresh one per block, allocated on a lane
+/// and freed on the exporter's thread (freed memory the allocator holds on to is peak RSS too,
+/// see `crate::alloc`).
 #[derive(Clone, Default)]
 pub struct LineBuffers(Arc<Mutex<Vec<Vec<u8>>>>);
 
