@@ -19,16 +19,6 @@ use ngbak::sources::RestoreMode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Both tests' policy: 1 s answers, 3 attempts.
-fn short_timeouts() {
-    ngbak::net::timeouts::configure(ngbak::net::Policy {
-        connect: Duration::from_secs(1),
-        request: Duration::from_secs(1),
-        max_attempts: 3,
-        ca: None,
-    });
-}
-
 fn points_settings(rest_url: &str, grpc_url: String, restore_as: Option<&str>) -> QdrantSettings {
     QdrantSettings {
         url: rest_url.to_string(),

@@ -16,15 +16,6 @@ use ngbak::sources::{RestoreMode, Restorer};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-fn short_timeouts() {
-    ngbak::net::timeouts::configure(ngbak::net::Policy {
-        connect: Duration::from_secs(1),
-        request: Duration::from_secs(1),
-        max_attempts: 3,
-        ca: None,
-    });
-}
-
 /// `host:port` of the test Redis.
 fn redis_addr() -> String {
     redis_url().trim_start_matches("redis://").trim_end_matches('/').to_string()

@@ -34,6 +34,21 @@ impl Default for Policy {
 
 static POLICY: RwLock<Option<Arc<Policy>>> = RwLock::new(None);
 
+/// The first pause before an idempotent call is retried (Redis reads, Qdrant gRPC); it doubles
+/// up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The backoff between `attempts` attempts (`NGBAK_MAX_ATTEMPTS` for idempotent calls): from
+/// [`FIRST_BACKOFF`], doubling up to [`MAX_BACKOFF`], with jitter.
+pub fn backoff(attempts: u32) -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(FIRST_BACKOFF)
+        .with_max_delay(MAX_BACKOFF)
+        .with_max_times(attempts.max(1) as usize - 1)
+        .with_jitter()
+}
+
 /// Sets the process's policy (a Lambda function keeps it across invocations).
 pub fn configure(policy: Policy) {
     *POLICY.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(policy));

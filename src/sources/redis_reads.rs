@@ -16,16 +16,17 @@ use super::ndjson::write_line;
 use super::redis::{count_key, read_keys, CanonicalLines, LargeKey, Pager, Scanner, FOLDER};
 use crate::archive::ContentDigest;
 use crate::net::clients::{redis_target, RedisTarget};
+use crate::net::timeouts::{backoff, FIRST_BACKOFF};
 use crate::net::{policy, scrub};
 use crate::sources::RecordSink;
 use anyhow::{anyhow, Result};
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisError};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -37,9 +38,6 @@ const QUEUE: usize = 2;
 /// Canonical lines per block handed to the caller: memory holds a few blocks, whatever the size
 /// of a batch of keys.
 const BLOCK_BYTES: usize = 256 << 10;
-/// The first pause before a read is retried; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// True for the failures another connection may not have: the connection was refused, dropped
 /// or reset, an answer did not come in time, or an answer broke off (a connection cut in the
@@ -123,11 +121,7 @@ impl ReadConnection {
                 }
             }
         };
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(FIRST_BACKOFF)
-            .with_max_delay(MAX_BACKOFF)
-            .with_max_times(attempts as usize - 1)
-            .with_jitter();
+        let backoff = backoff(attempts);
         let result = attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)

@@ -454,6 +454,17 @@ pub enum Fault {
     Stall,
 }
 
+/// Sets this test process's network policy to 1 s for connecting and for each answer, and 3
+/// attempts per idempotent call, so that faults show within seconds.
+pub fn short_timeouts() {
+    ngbak::net::timeouts::configure(ngbak::net::Policy {
+        connect: std::time::Duration::from_secs(1),
+        request: std::time::Duration::from_secs(1),
+        max_attempts: 3,
+        ca: None,
+    });
+}
+
 /// What [`flaky_proxy`] counts, and where it listens.
 pub struct FlakyProxy {
     pub port: u16,

@@ -4,24 +4,22 @@
 //! policy's answer timeout (set on the channel), and reads and repeatable writes are retried on
 //! transport failures like every other backend's.
 
+use crate::net::timeouts::backoff;
 use crate::net::{policy, redact::scrub};
 use anyhow::{anyhow, Result};
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use qdrant_client::qdrant::{
     collections_client::CollectionsClient, points_client::PointsClient, qdrant_client::QdrantClient,
     CollectionExistsRequest, CollectionInfo, CreateCollection, CreateFieldIndexCollection, DeleteCollection,
     GetCollectionInfoRequest, HealthCheckReply, HealthCheckRequest, ScrollPoints, ScrollResponse, UpsertPoints,
 };
 use std::future::Future;
-use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 /// Qdrant's API key header.
 const API_KEY_HEADER: &str = "api-key";
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// One gRPC connection to Qdrant (opened on first use, re-opened by tonic when it drops).
 #[derive(Clone)]
@@ -74,13 +72,8 @@ impl Grpc {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let attempts = if repeat == Repeat::Safe { policy().max_attempts.max(1) } else { 1 };
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(FIRST_BACKOFF)
-            .with_max_delay(MAX_BACKOFF)
-            .with_max_times(attempts as usize - 1)
-            .with_jitter();
         let result = (|| async { op().await.map(tonic::Response::into_inner) })
-            .retry(backoff)
+            .retry(backoff(attempts))
             .sleep(tokio::time::sleep)
             .when(is_transient)
             .notify(|status, pause| {

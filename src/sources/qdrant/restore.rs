@@ -65,6 +65,14 @@ impl QdrantRestorer {
         Ok(self.grpc.as_ref().expect("set above"))
     }
 
+    /// Whether collection `target` exists now (a read, before anything is written).
+    async fn exists(&self, grpc: &Grpc, target: &str) -> Result<bool> {
+        grpc.collection_exists(target)
+            .await
+            .with_context(|| format!("reaching Qdrant to check whether {target} exists (nothing was written)"))
+            .with_context(|| self.settings.grpc_where())
+    }
+
     /// The archived collection a `vector/<c>/…` entry belongs to.
     fn collection_of(&self, entry: &EntryRecord) -> Result<String> {
         let folder = entry.path.split('/').nth(1).unwrap_or_default();
@@ -127,12 +135,7 @@ impl Restorer for QdrantRestorer {
                 continue;
             }
             let target = self.target(name);
-            let exists = grpc
-                .collection_exists(&target)
-                .await
-                .with_context(|| format!("reaching Qdrant to check whether {target} exists (nothing was written)"))
-                .with_context(|| self.settings.grpc_where())?;
-            if exists {
+            if self.exists(&grpc, &target).await? {
                 bail!(
                     "collection {target} exists and this archive holds it as a Qdrant snapshot, which replaces a \
                      collection rather than merging into it. Restore with --vector-mode replace, or beside the \
@@ -210,12 +213,7 @@ impl Restorer for QdrantRestorer {
         let mut existing = Vec::new();
         for c in &self.archived {
             let target = self.target(c);
-            let exists = grpc
-                .collection_exists(&target)
-                .await
-                .with_context(|| format!("Qdrant gRPC: does {target} exist"))
-                .with_context(|| self.settings.grpc_where())?;
-            if exists {
+            if self.exists(&grpc, &target).await? {
                 existing.push(target);
             }
         }
