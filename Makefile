@@ -47,6 +47,7 @@ BENCH_SERVERS ?= redis s3
 bench: ## Redis side by side: ngbak vs the seed-style Python baseline vs redis-cli --rdb | gzip/pigz, table + chart
 	$(CARGO) build --locked --release --bin ngbak $(if $(NGBAK_BENCH_POINTS),--example qdrant_double)
 	tests/servers/install.sh --with-bench
+	tests/bench/build-issue-baseline.sh
 	tests/servers/with-servers.sh --servers "$(BENCH_SERVERS)" .tools/bench/bin/python tests/bench/bench.py
 
 LAMBDA_PATH := PATH=$(CURDIR)/.tools/pytools/bin:$$PATH

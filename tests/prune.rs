@@ -68,3 +68,34 @@ async fn the_newest_backup_that_verifies_is_never_pruned_and_incomplete_ones_are
     let err = prune(local_store(dir.path()).as_ref(), &KeepPolicy::default(), false).await.unwrap_err();
     assert!(format!("{err:#}").contains("at least one of --keep-last"), "{err:#}");
 }
+
+#[tokio::test]
+async fn list_reads_more_sidecars_than_it_reads_at_once_and_reports_each_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = backups(dir.path(), 1).await.remove(0);
+    // 40 copies (the sidecars are read 16 at a time): names differ, manifests are the same.
+    let copies: Vec<BackupId> = (0..40).map(|i| format!("copy_{i:02}").parse().unwrap()).collect();
+    for id in &copies {
+        for (from, to) in [(original.archive_key(), id.archive_key()), (original.sidecar_key(), id.sidecar_key())] {
+            std::fs::copy(dir.path().join(from), dir.path().join(to)).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join(copies[7].sidecar_key()), b"{ not a sidecar").unwrap();
+    std::fs::remove_file(dir.path().join(copies[20].archive_key())).unwrap();
+
+    let listed = list_backups(local_store(dir.path()).as_ref()).await.unwrap();
+    let mut expected: Vec<String> = copies.iter().chain([&original]).map(|id| id.to_string()).collect();
+    expected.sort();
+    let mut names: Vec<String> = listed.iter().map(|b| b.backup_id.to_string()).collect();
+    names.sort();
+    assert_eq!(names, expected, "every backup listed once");
+    let status = |id: &BackupId| listed.iter().find(|b| &b.backup_id == id).unwrap().status.clone();
+    assert_eq!(status(&copies[7]), "unreadable sidecar");
+    assert_eq!(status(&copies[20]), "archive missing");
+    assert_eq!(listed.iter().filter(|b| b.status == "complete").count(), 39);
+    // Newest first; the same creation time falls back to the id, descending.
+    let readable: Vec<&str> = listed.iter().filter(|b| b.created_at.is_some()).map(|b| b.backup_id.as_str()).collect();
+    let mut sorted = readable.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(readable, sorted);
+}

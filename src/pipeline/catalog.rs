@@ -6,8 +6,12 @@ use crate::id::{BackupId, ARCHIVE_SUFFIX, SIDECAR_SUFFIX};
 use crate::store::{get_bytes, ObjectStore};
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Sidecars `list` reads at once.
+const SIDECAR_READS: usize = 16;
 
 /// One line of `ngbak list`.
 #[derive(Clone, Debug, Serialize)]
@@ -30,10 +34,21 @@ pub struct BackupListing {
 pub async fn list_backups(store: &dyn ObjectStore) -> Result<Vec<BackupListing>> {
     let objects = store.list("").await?;
     let archives: BTreeSet<_> = objects.iter().filter_map(|o| BackupId::from_archive_key(&o.key)).collect();
+    // A few sidecars read at once: a store of hundreds of backups lists in a second, not one
+    // round trip after another. (The reads are made futures first: a closure over borrowed keys
+    // would not make a future the Lambda runtime can send between threads.)
+    let reads: Vec<_> = objects
+        .iter()
+        .filter_map(|o| {
+            let id = o.key.strip_suffix(SIDECAR_SUFFIX).and_then(|s| s.parse::<BackupId>().ok())?;
+            let key = o.key.clone();
+            Some(async move { (id, get_bytes(store, &key).await) })
+        })
+        .collect();
+    let mut read = futures::stream::iter(reads).buffered(SIDECAR_READS);
     let mut out = Vec::new();
-    for obj in &objects {
-        let Some(id) = obj.key.strip_suffix(SIDECAR_SUFFIX).and_then(|s| s.parse::<BackupId>().ok()) else { continue };
-        let listing = match get_bytes(store, &obj.key).await.map(|b| serde_json::from_slice::<Sidecar>(&b)) {
+    while let Some((id, bytes)) = read.next().await {
+        let listing = match bytes.map(|b| serde_json::from_slice::<Sidecar>(&b)) {
             Ok(Ok(s)) => BackupListing {
                 stats: totals(&s),
                 backup_id: id.clone(),

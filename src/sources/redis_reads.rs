@@ -13,7 +13,7 @@
 //! are short, so memory holds a few batches whatever the number of keys.
 
 use super::ndjson::write_line;
-use super::redis::{count_key, read_keys, CanonicalLines, LargeKey, Pager, Scanner, FOLDER};
+use super::redis::{count_key, read_keys, CanonicalLines, KeyHashes, LargeKey, Pager, Scanner, FOLDER};
 use crate::archive::ContentDigest;
 use crate::net::clients::{redis_target, RedisTarget};
 use crate::net::timeouts::{backoff, FIRST_BACKOFF};
@@ -23,7 +23,7 @@ use anyhow::{anyhow, Result};
 use backon::Retryable;
 use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, RedisError};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -166,8 +166,8 @@ pub struct Lines {
 }
 
 impl Lines {
-    fn for_block() -> Self {
-        Lines { buf: Vec::with_capacity(BLOCK_BYTES + BLOCK_BYTES / 4), ends: Vec::new() }
+    fn for_block(buffers: &LineBuffers) -> Self {
+        Lines { buf: buffers.take(), ends: Vec::new() }
     }
 
     pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
@@ -198,7 +198,8 @@ impl Lines {
 async fn in_lanes<T, F, Fut>(
     url: &str,
     patterns: &[String],
-    only: Option<HashSet<u64>>,
+    keys: usize,
+    only: Option<KeyHashes>,
     lane: F,
 ) -> Result<(JoinSet<()>, mpsc::Receiver<Result<T>>)>
 where
@@ -216,7 +217,7 @@ where
 
     let (patterns, tx) = (patterns.to_vec(), out_tx.clone());
     tasks.spawn(async move {
-        let mut scanner = Scanner::new(&patterns);
+        let mut scanner = Scanner::sized(&patterns, keys);
         scanner.only = only;
         loop {
             match scanner.next_batch(&scan).await {
@@ -264,29 +265,42 @@ async fn finish_lanes(mut tasks: JoinSet<()>, what: &str) -> Result<()> {
 pub async fn read_back(
     url: &str,
     patterns: &[String],
-    only: Option<HashSet<u64>>,
+    keys: usize,
+    only: Option<KeyHashes>,
     each: &mut RecordSink<'_>,
 ) -> Result<()> {
-    let (tasks, mut blocks) =
-        in_lanes(url, patterns, only, |rc, keys, out| async move { read_batch(&rc, keys, &out).await }).await?;
+    let buffers = LineBuffers::default();
+    let pool = buffers.clone();
+    let lane = move |rc: Arc<ReadConnection>, keys, out: mpsc::Sender<Result<Lines>>| {
+        let pool = pool.clone();
+        async move { read_batch(&rc, keys, &out, &pool).await }
+    };
+    let (tasks, mut blocks) = in_lanes(url, patterns, keys, only, lane).await?;
     while let Some(lines) = blocks.recv().await {
-        for line in lines?.iter() {
+        let lines = lines?;
+        for line in lines.iter() {
             each(line);
         }
+        buffers.give(lines.buf);
     }
     finish_lanes(tasks, "read-back").await
 }
 
 /// Reads one batch of keys: small keys whole, then each large key page by page.
-async fn read_batch(rc: &ReadConnection, keys: Vec<Vec<u8>>, out: &mpsc::Sender<Result<Lines>>) -> Result<()> {
+async fn read_batch(
+    rc: &ReadConnection,
+    keys: Vec<Vec<u8>>,
+    out: &mpsc::Sender<Result<Lines>>,
+    buffers: &LineBuffers,
+) -> Result<()> {
     let (small, large) = read_keys(rc, keys).await?;
     let mut canonical = CanonicalLines::default();
-    let mut lines = Lines::for_block();
+    let mut lines = Lines::for_block(buffers);
     // Each record is dropped once written, and full blocks go out as they fill.
     for record in small {
         canonical.write(&record, &mut lines);
         if lines.buf.len() >= BLOCK_BYTES {
-            send(out, std::mem::replace(&mut lines, Lines::for_block())).await?;
+            send(out, std::mem::replace(&mut lines, Lines::for_block(buffers))).await?;
         }
     }
     send(out, lines).await?;
@@ -314,10 +328,11 @@ pub struct ExportBlock {
     pub large: Vec<LargeKey>,
 }
 
-/// The lanes' buffers for archive lines, handed back by the exporter once it copied them into a
-/// part, so the same few buffers go round instead of a fresh one per block, allocated on a lane
-/// and freed on the exporter's thread (freed memory the allocator holds on to is peak RSS too,
-/// see `crate::alloc`).
+/// The lanes' buffers for lines, handed back once used (by a backup's exporter once it copied
+/// them into a part, by the read-back once it hashed them), so the same few buffers go round
+/// instead of a fresh one per block, allocated on a lane and freed on another thread (freed
+/// memory the allocator holds on to is peak RSS too, and memory it returns at once must be
+/// faulted in again, see `crate::alloc`).
 #[derive(Clone, Default)]
 pub struct LineBuffers(Arc<Mutex<Vec<Vec<u8>>>>);
 
@@ -350,7 +365,7 @@ pub async fn export_blocks(
         let pool = pool.clone();
         async move { export_batch(&rc, keys, &out, &pool).await }
     };
-    let (tasks, blocks) = in_lanes(url, patterns, None, lane).await?;
+    let (tasks, blocks) = in_lanes(url, patterns, 0, None, lane).await?;
     Ok((tasks, blocks, buffers))
 }
 

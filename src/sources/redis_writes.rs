@@ -37,7 +37,7 @@ pub struct Tally {
     pub keys: u64,
     pub stats: BTreeMap<String, u64>,
     /// Hashes of the keys written (see `redis::key_hash`), for the check after a merge restore.
-    pub written: std::collections::HashSet<u64>,
+    pub written: super::redis::KeyHashes,
 }
 
 /// One pipeline's worth of keys. Strings are one `SET … [PX]` each, atomic on their own; keys of
@@ -179,7 +179,7 @@ fn plan(body: &[u8], path: &str, count: CountKey, lanes: usize) -> Parsed {
         if !record.more {
             count(&mut tally.stats, &record.key);
             tally.keys += 1;
-            tally.written.insert(key_hash(&record.key));
+            tally.written.insert(key_hash(&record.key.bytes()?));
         }
         let lane = lane_of(&record.key, lanes);
         open[lane].add(record)?;
