@@ -829,9 +829,9 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
 /// of hashing them again.
 pub(crate) type KeyHashes = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
 
-/// The set of seen keys is sized up front for at most this many keys (128 MiB of set); beyond,
-/// it grows as needed.
-const MAX_PRESIZED_KEYS: u64 = 8 << 20;
+/// The set of seen keys is sized up front for at most this many keys (18 MiB of set); beyond,
+/// it grows as needed (it holds 8 bytes and a control byte per slot, a slot per key or more).
+const MAX_PRESIZED_KEYS: u64 = 1 << 20;
 
 /// The "hasher" of [`KeyHashes`]: hands back the `u64` it is given.
 #[derive(Default)]
