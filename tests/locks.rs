@@ -46,3 +46,31 @@ async fn a_lock_is_renewed_while_held_capped_by_the_deadline_and_a_takeover_stop
     assert!((60..=66).contains(&claim), "a 5 s job claimed {claim} s");
     capped.release().await.unwrap();
 }
+
+/// The write a renewal makes: only over the version it read, in both stores (a lock another run
+/// took meanwhile must not be overwritten).
+#[tokio::test]
+async fn an_object_is_replaced_only_while_it_is_the_version_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = new_bucket().await;
+    for store in [local_store(dir.path()), s3_store(&bucket, "locks").await] {
+        let key = "renewed.lock";
+        assert!(store.put_if_absent(key, "first".into()).await.unwrap());
+        let read = store.head(key).await.unwrap().unwrap().etag.unwrap();
+        assert!(store.replace_if_match(key, "renewed".into(), &read).await.unwrap(), "{}", store.url());
+        assert_eq!(ngbak::store::get_bytes(store.as_ref(), key).await.unwrap(), b"renewed");
+
+        // Another writer came between: the stale version is refused and its write stays.
+        tokio::time::sleep(Duration::from_millis(20)).await; // a new mtime for the directory store
+        let stale = store.head(key).await.unwrap().unwrap().etag.unwrap();
+        store.delete(key).await.unwrap();
+        assert!(store.put_if_absent(key, "taken over".into()).await.unwrap());
+        assert!(!store.replace_if_match(key, "renewed again".into(), &stale).await.unwrap(), "{}", store.url());
+        assert_eq!(ngbak::store::get_bytes(store.as_ref(), key).await.unwrap(), b"taken over");
+
+        // Gone: nothing is written.
+        store.delete(key).await.unwrap();
+        assert!(!store.replace_if_match(key, "renewed".into(), &stale).await.unwrap(), "{}", store.url());
+        assert!(store.head(key).await.unwrap().is_none());
+    }
+}

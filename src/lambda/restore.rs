@@ -190,6 +190,9 @@ mod tests {
         async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool> {
             self.inner.put_if_absent(key, body).await
         }
+        async fn replace_if_match(&self, key: &str, body: Bytes, etag: &str) -> Result<bool> {
+            self.inner.replace_if_match(key, body, etag).await
+        }
         async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
             self.inner.start_upload(key).await
         }

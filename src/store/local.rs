@@ -86,6 +86,16 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    /// The version check and the rename are two steps here (S3 makes them one): a directory
+    /// store serves one host, and a writer that slips in between them is overwritten (a lock's
+    /// holder finds its lock gone to another at its next renewal, and stops).
+    async fn replace_if_match(&self, key: &str, body: Bytes, etag: &str) -> Result<bool> {
+        match self.head(key).await? {
+            Some(meta) if meta.etag.as_deref() == Some(etag) => self.put(key, body).await.map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let target = self.path(key)?;
         let temp = self.root.join(format!("{PARTIAL_PREFIX}{}-{key}", uuid::Uuid::new_v4().simple()));

@@ -66,9 +66,16 @@ enum Found {
 
 /// Reads the lock object at `key`; a read that fails because the object is gone is `Nothing`.
 async fn fetch(store: &dyn ObjectStore, key: &str) -> Result<Found> {
+    Ok(fetch_version(store, key).await?.0)
+}
+
+/// [`fetch`], with the version read (its ETag), for a write conditional on it.
+async fn fetch_version(store: &dyn ObjectStore, key: &str) -> Result<(Found, Option<String>)> {
+    // The version first: if the object changes between the two, the conditional write fails.
+    let version = store.head(key).await?.and_then(|m| m.etag);
     match get_bytes(store, key).await {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).map(Found::Body).unwrap_or(Found::Unreadable)),
-        Err(_) if store.head(key).await?.is_none() => Ok(Found::Nothing),
+        Ok(bytes) => Ok((serde_json::from_slice(&bytes).map(Found::Body).unwrap_or(Found::Unreadable), version)),
+        Err(_) if store.head(key).await?.is_none() => Ok((Found::Nothing, None)),
         Err(e) => Err(e),
     }
 }
@@ -76,15 +83,17 @@ async fn fetch(store: &dyn ObjectStore, key: &str) -> Result<Found> {
 const UNREADABLE: &str = "unknown (unreadable lock object)";
 
 /// Re-claims the lock every third of `lease` while it is ours; if another run took it over,
-/// asks this job to stop (two restores must never write at once).
+/// asks this job to stop (two restores must never write at once). The renewal is written only
+/// over the version read and found ours, so it never overwrites a lock another run took
+/// meanwhile.
 async fn renew(store: Arc<dyn ObjectStore>, key: String, mut body: LockBody, lease: Duration) {
     loop {
         tokio::time::sleep(lease / 3).await;
-        let holder = match fetch(store.as_ref(), &key).await {
-            Ok(Found::Body(current)) if current.token == body.token => None,
-            Ok(Found::Body(current)) => Some(current.holder),
-            Ok(Found::Unreadable) => Some(UNREADABLE.to_string()),
-            Ok(Found::Nothing) => {
+        let (holder, version) = match fetch_version(store.as_ref(), &key).await {
+            Ok((Found::Body(current), version)) if current.token == body.token => (None, version),
+            Ok((Found::Body(current), _)) => (Some(current.holder), None),
+            Ok((Found::Unreadable, _)) => (Some(UNREADABLE.to_string()), None),
+            Ok((Found::Nothing, _)) => {
                 tracing::warn!(lock = %key, "the lock is gone; it is not renewed");
                 continue;
             }
@@ -102,13 +111,19 @@ async fn renew(store: Arc<dyn ObjectStore>, key: String, mut body: LockBody, lea
             Ok(at) => body.expires_at = at,
             Err(_) => return,
         }
-        match serde_json::to_vec(&body) {
-            Ok(bytes) => {
-                if let Err(e) = store.put(&key, Bytes::from(bytes)).await {
-                    tracing::warn!(lock = %key, "could not renew the lock (will try again): {e:#}");
-                }
+        let (Ok(bytes), Some(version)) = (serde_json::to_vec(&body), version) else {
+            tracing::warn!(lock = %key, "the lock's version is unknown; it is not renewed");
+            continue;
+        };
+        match store.replace_if_match(&key, Bytes::from(bytes), &version).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Changed between our read and our write: only a takeover writes another body.
+                tracing::error!(lock = %key, "the lock was taken over while it was being renewed: stopping");
+                crate::stop::request(&format!("the lock {key} was taken over by another run"));
+                return;
             }
-            Err(_) => return,
+            Err(e) => tracing::warn!(lock = %key, "could not renew the lock (will try again): {e:#}"),
         }
     }
 }

@@ -48,6 +48,9 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, body: Bytes) -> Result<()>;
     /// Writes only when nothing is at `key`; `false` when something already is.
     async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool>;
+    /// Replaces the object only while it is still the version `etag` (as `head` or `get` gave
+    /// it); `false` when it was changed, replaced or removed since.
+    async fn replace_if_match(&self, key: &str, body: Bytes, etag: &str) -> Result<bool>;
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>>;
     /// Streams an object; with `if_match` the read fails if the object changed since.
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject>;

@@ -172,6 +172,25 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn replace_if_match(&self, key: &str, body: Bytes, etag: &str) -> Result<bool> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .if_match(etag)
+            .body(ByteStream::from(body));
+        if let Some(k) = &self.kms_key_id {
+            req = req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k);
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            // 412: another version is there; 404: nothing is; 409: a concurrent conditional write.
+            Err(e) if matches!(status_of(&e), Some(412 | 404 | 409)) => Ok(false),
+            Err(e) => Err(self.fail("conditional PutObject (If-Match)", key, e)),
+        }
+    }
+
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let full_key = self.full_key(key);
         let mut req = self.client.create_multipart_upload().bucket(&self.bucket).key(&full_key);
