@@ -118,7 +118,14 @@ async fn renew(store: Arc<dyn ObjectStore>, key: String, mut body: LockBody, lea
         match store.replace_if_match(&key, Bytes::from(bytes), &version).await {
             Ok(true) => {}
             Ok(false) => {
-                // Changed between our read and our write: only a takeover writes another body.
+                // Changed between our read and our write. Our own write, when an attempt whose
+                // answer was lost is sent again, leaves our token; anything else is a takeover.
+                // (A read that fails, or finds the lock gone, is looked at again next round.)
+                match fetch(store.as_ref(), &key).await {
+                    Ok(Found::Body(current)) if current.token == body.token => continue,
+                    Ok(Found::Nothing) | Err(_) => continue,
+                    Ok(Found::Body(_) | Found::Unreadable) => {}
+                }
                 tracing::error!(lock = %key, "the lock was taken over while it was being renewed: stopping");
                 crate::stop::request(&format!("the lock {key} was taken over by another run"));
                 return;
