@@ -83,7 +83,8 @@ pub async fn run_only(store: &dyn ObjectStore, backends: &BackendArgs, only: &[S
     if let Some(q) = backends.qdrant(None).filter(|_| wanted("qdrant")) {
         let tls = q.url.trim_start().starts_with("https://");
         if q.mode == crate::sources::qdrant::CaptureMode::Points {
-            let grpc = grpc_url(&q.url, q.grpc_url.as_deref());
+            // A URL the gRPC address cannot be derived from is probed as given (and fails there).
+            let grpc = q.grpc_url().unwrap_or_else(|_| q.url.clone());
             let tls = grpc.starts_with("https://");
             pending.push(Box::pin(timed("qdrant-grpc", redact_url(&grpc), tls, probe_grpc(grpc, q.api_key.clone()))));
         }
@@ -177,17 +178,6 @@ async fn probe_qdrant(url: String, api_key: Option<String>) -> Result<Probe> {
 }
 
 /// The gRPC URL points mode uses: the one given, or the REST host on port 6334.
-fn grpc_url(rest: &str, given: Option<&str>) -> String {
-    if let Some(g) = given {
-        return g.to_string();
-    }
-    let Ok(mut url) = url::Url::parse(rest) else { return rest.to_string() };
-    match url.set_port(Some(6334)) {
-        Ok(()) => url.to_string().trim_end_matches('/').to_string(),
-        Err(()) => rest.to_string(),
-    }
-}
-
 async fn probe_grpc(url: String, api_key: Option<String>) -> Result<Probe> {
     let client = crate::sources::qdrant::grpc::Grpc::new(&url, api_key.as_deref())?;
     let health = client.health_check().await.map_err(|e| {

@@ -267,7 +267,9 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
             })
         }
         Command::List { json } => {
-            let backups = catalog::list_backups(store.as_ref()).await?;
+            // One listing of the store serves the backups and the leftovers.
+            let objects = store.list("").await?;
+            let backups = catalog::list_backups_in(store.as_ref(), &objects).await?;
             emit(json, &backups, || {
                 let mut s = format!("{:<48} {:<21} {:>12}  {:<9} counts\n", "ID", "CREATED (UTC)", "BYTES", "STATUS");
                 for b in &backups {
@@ -286,7 +288,7 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
                 s
             })?;
             if !json {
-                let leftovers = cleanup::find(store.as_ref(), Duration::from_secs(3600)).await?;
+                let leftovers = cleanup::find_in(store.as_ref(), &objects, Duration::from_secs(3600)).await?;
                 print!("{}", leftovers_text(&leftovers));
             }
             Ok(())

@@ -3,7 +3,7 @@
 use super::restore::load_sidecar;
 use crate::archive::Sidecar;
 use crate::id::{BackupId, ARCHIVE_SUFFIX, SIDECAR_SUFFIX};
-use crate::store::{get_bytes, ObjectStore};
+use crate::store::{get_bytes, ObjectMeta, ObjectStore};
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -32,7 +32,12 @@ pub struct BackupListing {
 /// Every backup in the store, newest first; archives without a readable sidecar are listed too,
 /// flagged, so nothing hides.
 pub async fn list_backups(store: &dyn ObjectStore) -> Result<Vec<BackupListing>> {
-    let objects = store.list("").await?;
+    list_backups_in(store, &store.list("").await?).await
+}
+
+/// [`list_backups`] from a listing of the store already made (`ngbak list` also looks for
+/// leftovers in it).
+pub async fn list_backups_in(store: &dyn ObjectStore, objects: &[ObjectMeta]) -> Result<Vec<BackupListing>> {
     let archives: BTreeSet<_> = objects.iter().filter_map(|o| BackupId::from_archive_key(&o.key)).collect();
     // A few sidecars read at once: a store of hundreds of backups lists in a second, not one
     // round trip after another. (The reads are made futures first: a closure over borrowed keys

@@ -4,7 +4,7 @@
 
 use crate::id::{BackupId, ARCHIVE_SUFFIX};
 use crate::store::lock::{self, LockInfo};
-use crate::store::{ObjectStore, PendingUpload};
+use crate::store::{ObjectMeta, ObjectStore, PendingUpload};
 use anyhow::Result;
 use chrono::Utc;
 use serde::Serialize;
@@ -36,8 +36,13 @@ impl Leftovers {
 /// Finds pending uploads and locks. An upload is kept (not a leftover to remove) while the lock
 /// of the backup writing it is live, or when it started less than `min_age` ago.
 pub async fn find(store: &dyn ObjectStore, min_age: Duration) -> Result<Leftovers> {
+    find_in(store, &store.list("").await?, min_age).await
+}
+
+/// [`find`] from a listing of the store already made.
+pub async fn find_in(store: &dyn ObjectStore, objects: &[ObjectMeta], min_age: Duration) -> Result<Leftovers> {
     let mut locks = Vec::new();
-    for object in store.list("").await? {
+    for object in objects {
         if lock::is_lock_key(&object.key) {
             if let Some(info) = lock::read(store, &object.key).await? {
                 locks.push(info);

@@ -69,7 +69,8 @@ impl QdrantSettings {
         Rest::new(&self.url, self.api_key.as_deref())
     }
 
-    fn grpc_url(&self) -> Result<String> {
+    /// `--qdrant-grpc-url` when given, else the REST URL on Qdrant's gRPC port (6334).
+    pub(crate) fn grpc_url(&self) -> Result<String> {
         if let Some(u) = &self.grpc_url {
             return Ok(u.clone());
         }
