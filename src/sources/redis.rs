@@ -402,29 +402,38 @@ impl Pager {
                     rc.cmd(&what, redis::cmd(command).arg(k).arg(self.cursor).arg("COUNT").arg(PAGE_ELEMS)).await?;
                 self.cursor = next;
                 self.done = next == 0;
-                let mut fresh = |b: &Blob| b.bytes().map_or(true, |b| self.seen.insert(key_hash(&b)));
+                // A member SCAN already returned is left out, told by the hash of its bytes.
+                let seen = &mut self.seen;
+                let mut fresh = |member: Value| -> Result<Option<Blob>> {
+                    let bytes = redis::from_redis_value::<Vec<u8>>(member)?;
+                    Ok(seen.insert(key_hash(&bytes)).then(|| Blob::from_bytes(bytes)))
+                };
                 match self.key.kind.as_str() {
-                    "set" => KeyValue::Set(
-                        items(page)?
-                            .into_iter()
-                            .map(blob)
-                            .filter(|m| m.as_ref().map_or(true, &mut fresh))
-                            .collect::<Result<_>>()?,
-                    ),
-                    "hash" => KeyValue::Hash(
-                        pairs(page)?
-                            .into_iter()
-                            .map(|(f, v)| Ok((blob(f)?, blob(v)?)))
-                            .filter(|p| p.as_ref().map_or(true, |(f, _)| fresh(f)))
-                            .collect::<Result<_>>()?,
-                    ),
-                    _ => KeyValue::Zset(
-                        pairs(page)?
-                            .into_iter()
-                            .map(|(m, sc)| Ok((blob(m)?, score(sc)?)))
-                            .filter(|p| p.as_ref().map_or(true, |(m, _)| fresh(m)))
-                            .collect::<Result<_>>()?,
-                    ),
+                    "set" => {
+                        let mut members = Vec::new();
+                        for m in items(page)? {
+                            members.extend(fresh(m)?);
+                        }
+                        KeyValue::Set(members)
+                    }
+                    "hash" => {
+                        let mut fields = Vec::new();
+                        for (f, v) in pairs(page)? {
+                            if let Some(f) = fresh(f)? {
+                                fields.push((f, blob(v)?));
+                            }
+                        }
+                        KeyValue::Hash(fields)
+                    }
+                    _ => {
+                        let mut members = Vec::new();
+                        for (m, sc) in pairs(page)? {
+                            if let Some(m) = fresh(m)? {
+                                members.push((m, score(sc)?));
+                            }
+                        }
+                        KeyValue::Zset(members)
+                    }
                 }
             };
             if value_len(&value) == 0 && !(self.first && self.done) {

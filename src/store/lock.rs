@@ -9,7 +9,7 @@
 //! killed blocks the next one for minutes, not hours. A run whose lock was taken over meanwhile
 //! is told to stop.
 
-use super::{get_bytes, ObjectStore};
+use super::{get_small, ObjectStore};
 use anyhow::Result;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -69,12 +69,12 @@ async fn fetch(store: &dyn ObjectStore, key: &str) -> Result<Found> {
     Ok(fetch_version(store, key).await?.0)
 }
 
-/// [`fetch`], with the version read (its ETag), for a write conditional on it.
+/// [`fetch`], with the version of the bytes read (their ETag), for a write conditional on it.
 async fn fetch_version(store: &dyn ObjectStore, key: &str) -> Result<(Found, Option<String>)> {
-    // The version first: if the object changes between the two, the conditional write fails.
-    let version = store.head(key).await?.and_then(|m| m.etag);
-    match get_bytes(store, key).await {
-        Ok(bytes) => Ok((serde_json::from_slice(&bytes).map(Found::Body).unwrap_or(Found::Unreadable), version)),
+    match get_small(store, key).await {
+        Ok((meta, bytes)) => {
+            Ok((serde_json::from_slice(&bytes).map(Found::Body).unwrap_or(Found::Unreadable), meta.etag))
+        }
         Err(_) if store.head(key).await?.is_none() => Ok((Found::Nothing, None)),
         Err(e) => Err(e),
     }

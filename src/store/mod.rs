@@ -100,6 +100,11 @@ pub const MAX_SMALL_OBJECT: u64 = 64 << 20;
 /// Reads a whole small object (a sidecar, a report, a lock), refusing one larger than
 /// [`MAX_SMALL_OBJECT`] before reading it, and never reading past that size.
 pub async fn get_bytes(store: &dyn ObjectStore, key: &str) -> Result<Vec<u8>> {
+    Ok(get_small(store, key).await?.1)
+}
+
+/// [`get_bytes`] with the version read (for a write conditional on exactly those bytes).
+pub async fn get_small(store: &dyn ObjectStore, key: &str) -> Result<(ObjectMeta, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
     let obj = store.get(key, None).await?;
     if obj.meta.size > MAX_SMALL_OBJECT {
@@ -116,7 +121,7 @@ pub async fn get_bytes(store: &dyn ObjectStore, key: &str) -> Result<Vec<u8>> {
     if buf.len() as u64 > MAX_SMALL_OBJECT {
         bail!("{key} in {} grew past {} MiB while it was read", store.url(), MAX_SMALL_OBJECT >> 20);
     }
-    Ok(buf)
+    Ok((obj.meta, buf))
 }
 
 /// Settings for S3 stores that do not fit in a URL.

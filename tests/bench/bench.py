@@ -132,19 +132,14 @@ def load(keys):
     return total
 
 
-def ngbak_backup(store, bid, codec, threads, level=None):
-    cmd = [NGBAK, "--store", store, "backup", "--id", bid, "--redis-url", REDIS, "--json",
-           "--compression", codec, "--threads", str(threads)]
-    if level:
-        cmd += ["--compression-level", str(level)]
+def ngbak_backup(store, bid, codec=None, threads=None, level=None, binary=NGBAK):
+    """A backup of the Redis data; codec, threads and level only when given (the issue-13 binary
+    has none of those flags)."""
+    cmd = [binary, "--store", store, "backup", "--id", bid, "--redis-url", REDIS, "--json"]
+    for flag, value in [("--compression", codec), ("--threads", threads), ("--compression-level", level)]:
+        if value:
+            cmd += [flag, str(value)]
     r = measure(cmd)
-    r["size"] = json.loads(r["out"])["size"]
-    return r
-
-
-def issue_baseline_backup(store, bid):
-    """The same backup with ngbak as it was when issue 13 was filed (it has no codec or thread flags)."""
-    r = measure([ISSUE_BASELINE, "--store", store, "backup", "--id", bid, "--redis-url", REDIS, "--json"])
     r["size"] = json.loads(r["out"])["size"]
     return r
 
@@ -181,7 +176,7 @@ def run_size(keys, bucket, store):
     rep("ngbak backup, previous defaults (gzip 1, 1 thread)",
         lambda i: ngbak_backup(store, f"b{tag}_old_{i}", "gzip", 1, level=1))
     if os.path.exists(ISSUE_BASELINE):
-        rep(ISSUE_ROW, lambda i: issue_baseline_backup(store, f"b{tag}_issue_{i}"))
+        rep(ISSUE_ROW, lambda i: ngbak_backup(store, f"b{tag}_issue_{i}", binary=ISSUE_BASELINE))
     # Restores write into the same Redis; the data is put back afterwards by the last restore.
     rep("ngbak restore (gzip archive)", lambda i: ngbak_restore(store, f"b{tag}_gzip_2_0", keys))
     rep("ngbak restore (zstd archive)", lambda i: ngbak_restore(store, f"b{tag}_zstd_2_0", keys))
