@@ -24,6 +24,37 @@ pub fn return_freed_memory_at_once() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
 }
 
+/// While the returned guard lives, freed memory is kept [`BRIEF_PURGE_DELAY_MS`] before it goes
+/// back (unless the operator chose a delay). For the phases that hold little memory but free and
+/// allocate at a high rate: the read-back after a restore keeps a few blocks of lines whatever the
+/// data size, yet returning each freed reply buffer at once cost it 0.06 s of 0.43 s at 200,000
+/// keys (page faults, TLB shootdowns; `perf`), while the pages kept stay a few MiB.
+pub fn keep_freed_memory_briefly() -> BriefPurgeDelay {
+    let chosen_by_operator = std::env::var_os("MIMALLOC_PURGE_DELAY").is_some();
+    if !chosen_by_operator {
+        // Safety: as above.
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, BRIEF_PURGE_DELAY_MS) }
+    }
+    BriefPurgeDelay { chosen_by_operator }
+}
+
+/// The purge delay of [`keep_freed_memory_briefly`], in milliseconds.
+pub const BRIEF_PURGE_DELAY_MS: std::ffi::c_long = 10;
+
+/// Puts back the immediate purge when dropped.
+pub struct BriefPurgeDelay {
+    chosen_by_operator: bool,
+}
+
+impl Drop for BriefPurgeDelay {
+    fn drop(&mut self) {
+        if !self.chosen_by_operator {
+            // Safety: as above.
+            unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

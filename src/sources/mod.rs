@@ -2,6 +2,7 @@
 //!
 //! The pipeline knows only the two traits below; a backend is one more implementation of them.
 
+mod json_text;
 pub mod jsonkv;
 pub mod ndjson;
 pub mod neo4j;

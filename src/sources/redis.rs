@@ -5,6 +5,7 @@
 //! Restore writes each key exactly (strings with one SET, other types deleted, recreated and
 //! expired in MULTI/EXEC) over several connections: see `redis_writes`.
 
+use super::json_text;
 use super::ndjson::LineReader;
 use super::redis_reads::{Lines, ReadConnection};
 use super::redis_writes::{Tally, Writers};
@@ -17,6 +18,7 @@ use base64::Engine;
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::io::Write as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub const NAME: &str = "redis";
@@ -230,41 +232,11 @@ impl CanonicalLines {
         lines.iter().map(<[u8]>::to_vec).collect()
     }
 
-    /// Appends the record's canonical lines to `out`. Each line is serialised straight from the
-    /// record, its fields declared in the canonical (sorted) order, so no JSON tree is built: the
-    /// bytes are those of FORMAT.md's form (a test holds them equal to the JSON-tree form).
+    /// Appends the record's canonical lines to `out`. Each line is written straight from the
+    /// record, its fields in the canonical (sorted) order, so no JSON tree is built and strings
+    /// go through [`json_text`]'s fast escaping: the bytes are those of FORMAT.md's form (a test
+    /// holds them equal to the JSON-tree form).
     pub fn write(&mut self, record: &KeyRecord, out: &mut Lines) {
-        use serde::Serialize;
-        fn line(out: &mut Lines, value: &impl Serialize) {
-            out.push_with(|buf| serde_json::to_writer(buf, value).expect("records serialise"));
-        }
-        #[derive(Serialize)]
-        struct KeyLine<'a> {
-            expires: bool,
-            key: &'a Blob,
-            #[serde(rename = "type")]
-            kind: &'a str,
-            value: Option<&'a Blob>,
-        }
-        #[derive(Serialize)]
-        struct FieldLine<'a> {
-            field: &'a Blob,
-            key: &'a Blob,
-            value: &'a Blob,
-        }
-        #[derive(Serialize)]
-        struct IndexLine<'a> {
-            index: u64,
-            key: &'a Blob,
-            value: &'a Blob,
-        }
-        #[derive(Serialize)]
-        struct MemberLine<'a> {
-            key: &'a Blob,
-            member: &'a Blob,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            score: Option<&'a str>,
-        }
         let key = &record.key;
         if !record.more {
             self.list_index = 0;
@@ -276,31 +248,86 @@ impl CanonicalLines {
                 KeyValue::Set(_) => ("set", None),
                 KeyValue::Zset(_) => ("zset", None),
             };
-            line(out, &KeyLine { expires: record.pttl.is_some(), key, kind, value });
+            out.push_with(|buf| {
+                let expires: &[u8] = if record.pttl.is_some() { b"true" } else { b"false" };
+                buf.extend_from_slice(b"{\"expires\":");
+                buf.extend_from_slice(expires);
+                field(buf, "key", key);
+                buf.extend_from_slice(b",\"type\":\"");
+                buf.extend_from_slice(kind.as_bytes());
+                buf.extend_from_slice(b"\",\"value\":");
+                match value {
+                    Some(v) => push_blob(buf, v),
+                    None => buf.extend_from_slice(b"null"),
+                }
+                buf.push(b'}');
+            });
         }
         match &record.value {
             KeyValue::Hash(fields) => {
-                for (field, value) in fields {
-                    line(out, &FieldLine { field, key, value });
+                for (name, value) in fields {
+                    out.push_with(|buf| {
+                        buf.extend_from_slice(b"{\"field\":");
+                        push_blob(buf, name);
+                        field(buf, "key", key);
+                        field(buf, "value", value);
+                        buf.push(b'}');
+                    });
                 }
             }
             KeyValue::Set(members) => {
                 for member in members {
-                    line(out, &MemberLine { key, member, score: None });
+                    out.push_with(|buf| member_line(buf, key, member, None));
                 }
             }
             KeyValue::Zset(members) => {
                 for (member, score) in members {
-                    line(out, &MemberLine { key, member, score: Some(score) });
+                    out.push_with(|buf| member_line(buf, key, member, Some(score)));
                 }
             }
             KeyValue::List(items) => {
                 for value in items {
-                    line(out, &IndexLine { index: self.list_index, key, value });
+                    out.push_with(|buf| {
+                        let _ = write!(buf, "{{\"index\":{}", self.list_index);
+                        field(buf, "key", key);
+                        field(buf, "value", value);
+                        buf.push(b'}');
+                    });
                     self.list_index += 1;
                 }
             }
             KeyValue::String(_) | KeyValue::Dump(_) => {}
+        }
+    }
+}
+
+/// `,"name":` and the blob.
+fn field(buf: &mut Vec<u8>, name: &str, blob: &Blob) {
+    buf.extend_from_slice(b",\"");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\":");
+    push_blob(buf, blob);
+}
+
+fn member_line(buf: &mut Vec<u8>, key: &Blob, member: &Blob, score: Option<&str>) {
+    buf.extend_from_slice(b"{\"key\":");
+    push_blob(buf, key);
+    field(buf, "member", member);
+    if let Some(score) = score {
+        buf.extend_from_slice(b",\"score\":");
+        json_text::push_str(buf, score);
+    }
+    buf.push(b'}');
+}
+
+/// A blob as serde writes it: text as a JSON string, other bytes as `{"b64":"…"}`.
+fn push_blob(buf: &mut Vec<u8>, blob: &Blob) {
+    match blob {
+        Blob::Text(s) => json_text::push_str(buf, s),
+        Blob::Binary { b64 } => {
+            buf.extend_from_slice(b"{\"b64\":");
+            json_text::push_str(buf, b64);
+            buf.push(b'}');
         }
     }
 }
@@ -471,37 +498,32 @@ pub(crate) async fn read_keys(rc: &ReadConnection, keys: Vec<Vec<u8>>) -> Result
     }
 }
 
-/// One batch in as few round trips as the types need. First, for every key, `PTTL` and `GET`
-/// (errors kept per command): a string — most keys — is then read, and a key that is gone
-/// answers nil. Only keys of other types (GET answers WRONGTYPE) take two more round trips:
-/// `TYPE` and the length of collections, then the value (or pages, when large).
+/// One batch in as few round trips as the types need. First, in one pipeline, `PTTL` for every
+/// key and one `MGET` of them all (one command, not one `GET` per key: Redis spends less time on
+/// commands): a string — most keys — is then read. `MGET` answers nil both for a key that is gone
+/// and for one of another type; only those take two more round trips: `TYPE` (which tells the
+/// two apart) and the length of collections, then the value (or pages, when large).
 async fn read_keys_once(rc: &ReadConnection, keys: &[Vec<u8>]) -> Result<(Vec<KeyRecord>, Vec<LargeKey>)> {
     if keys.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
     let mut first = redis::pipe();
-    first.ignore_errors();
     for k in keys {
-        first.cmd("PTTL").arg(k).cmd("GET").arg(k);
+        first.cmd("PTTL").arg(k);
     }
-    let replies: Vec<Value> = rc.pipe("reading TTLs and string values", &first).await?;
-    if replies.len() != 2 * keys.len() {
-        bail!("Redis answered {} replies to {} commands", replies.len(), 2 * keys.len());
-    }
+    first.cmd("MGET").arg(keys);
+    let mut replies: Vec<Value> = rc.pipe("reading TTLs and string values", &first).await?;
+    let values = match replies.pop() {
+        Some(Value::Array(values)) if replies.len() == keys.len() && values.len() == keys.len() => values,
+        _ => bail!("Redis answered {} replies to {} PTTLs and an MGET of as many keys", replies.len(), keys.len()),
+    };
     let mut out = Vec::with_capacity(keys.len());
     let mut others = Vec::new();
-    let mut replies = replies.into_iter();
-    for k in keys {
-        let (pttl, value) = (replies.next().expect("counted"), replies.next().expect("counted"));
-        let pttl = match pttl {
-            Value::ServerError(e) => return Err(anyhow::Error::new(redis::RedisError::from(e))),
-            v => redis::from_redis_value::<i64>(v)?,
-        };
+    for ((k, pttl), value) in keys.iter().zip(replies).zip(values) {
+        let pttl = redis::from_redis_value::<i64>(pttl)?;
         let pttl = (pttl >= 0).then_some(pttl);
         match value {
-            Value::Nil => {} // gone since SCAN
-            Value::ServerError(e) if e.code() == "WRONGTYPE" => others.push((k.clone(), pttl)),
-            Value::ServerError(e) => return Err(anyhow::Error::new(redis::RedisError::from(e))),
+            Value::Nil => others.push((k.clone(), pttl)), // gone since SCAN, or not a string
             v => out.push(KeyRecord {
                 key: Blob::from_bytes(k.clone()),
                 pttl,
@@ -541,7 +563,7 @@ async fn read_other_keys(
         };
         let length = match kind.as_str() {
             "none" => continue,
-            // A string again: it changed type since GET; read the batch again.
+            // A string again: it changed type since MGET; read the batch again.
             "string" => return Err(ChangedType.into()),
             "hash" => Some("HLEN"),
             "list" => Some("LLEN"),
@@ -605,7 +627,7 @@ async fn read_other_keys(
     Ok((out, large))
 }
 
-/// A key that GET found of another type reads as a string on TYPE: it changed type between
+/// A key that MGET found of another type (or gone) reads as a string on TYPE: it changed type between
 /// the round trips (handled like Redis's WRONGTYPE: the batch is read again).
 #[derive(Debug, thiserror::Error)]
 #[error("a key changed type while it was being read")]
@@ -827,11 +849,11 @@ fn rdb_version(dump: &[u8]) -> Option<u16> {
 }
 
 /// A 64-bit hash of a key's bytes, to remember which keys were seen or written in 8 bytes each.
+/// XXH3 (already built for redis-rs): several times faster than the standard library's SipHash
+/// on short keys, and as good at telling keys apart; no one can choose keys against it to any
+/// gain, since a collision makes the check fail loudly, never pass.
 pub(crate) fn key_hash(key: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish()
+    xxhash_rust::xxh3::xxh3_64(key)
 }
 
 /// A set of [`key_hash`]es. They are hashes already, so the set takes them as they are instead
