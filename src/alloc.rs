@@ -1,57 +1,51 @@
-//! The allocator's one setting: freed memory goes back to the system at once.
+//! The allocator's settings: no transparent huge pages, freed memory kept 10 ms.
 //!
-//! mimalloc (the binaries' allocator, see Cargo.toml) keeps freed pages for a second by default
-//! before it decommits them. A backup frees megabyte buffers on one thread as fast as another
-//! allocates new ones (parts, compressed blocks, upload parts), so that grace period held
-//! 25–70 MiB of freed memory at the peak (a backup of 200,000 Redis keys to S3: 128–177 MiB;
-//! at once: 90–97 MiB). The price: freed buffers' pages fault in again (zeroed by the kernel),
-//! 0.1–0.2 CPU-seconds per 200,000 keys. A 10 ms delay measured 3–5% faster with 4–20 MiB more
-//! at the peak (a zstd restore 117 MiB): a bounded memory comes first, and an operator who
-//! prefers the speed sets mimalloc's own `MIMALLOC_PURGE_DELAY=10`.
+//! mimalloc (the binaries' allocator, see Cargo.toml) by default asks Linux for transparent huge
+//! pages on its arenas and keeps freed pages for a second before it purges them. Measured on
+//! backups and restores of 200,000 Redis keys (2 cores, `make bench` data), peak RSS and wall:
+//! - mimalloc's defaults: freed memory held at the peak, 128–177 MiB for a backup;
+//! - huge pages, purge at once (ngbak until now): backup 88–96 MiB, 1.37–1.46 s; restore
+//!   94–96 MiB, 1.73–1.80 s. Every freed buffer went back to the kernel and faulted in again,
+//!   often as a whole 2 MiB page zeroed (`perf`: `clear_page_erms` under
+//!   `do_huge_pmd_anonymous_page`), and memory grew in 2 MiB steps;
+//! - **no huge pages, purge after 10 ms** (the choice): backup 71–75 MiB, 1.24–1.28 s; restore
+//!   72–76 MiB, 1.69–1.75 s. Buffers freed and allocated again within milliseconds (compression
+//!   blocks, reply buffers, upload parts) reuse their pages; purging at once saved ~5 MiB more
+//!   and cost 6–8% in time; 100 ms was no faster with 75–82 MiB, 1,000 ms 87–108 MiB.
+//!
+//! An operator's own `MIMALLOC_ALLOW_THP` or `MIMALLOC_PURGE_DELAY` (milliseconds) is honoured:
+//! mimalloc has read it already, and it is not overwritten here.
 
-/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (libmimalloc-sys names its neighbours,
-/// 14 and 16, but not this one); the test below holds it to its documented default.
-const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+use libmimalloc_sys::mi_option_t;
+use std::ffi::c_long;
 
-/// Purges freed memory without delay, unless the operator chose one with mimalloc's
-/// own `MIMALLOC_PURGE_DELAY` (milliseconds), which mimalloc has read already. Call it first
-/// thing in `main`.
-pub fn return_freed_memory_at_once() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
+/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (libmimalloc-sys does not name it);
+/// the test below holds it to its documented default.
+const PURGE_DELAY: mi_option_t = 15;
+
+/// The purge delay ngbak sets, in milliseconds.
+pub const PURGE_DELAY_MS: c_long = 10;
+
+/// Sets the allocator's options above, except those the operator set. Call it first thing in
+/// `main`, before the first large allocation.
+pub fn configure() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        disable_transparent_huge_pages();
     }
-    // Safety: sets a plain integer option; mimalloc reads options at any time.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
-}
-
-/// While the returned guard lives, freed memory is kept [`BRIEF_PURGE_DELAY_MS`] before it goes
-/// back (unless the operator chose a delay). For the phases that hold little memory but free and
-/// allocate at a high rate: the read-back after a restore keeps a few blocks of lines whatever the
-/// data size, yet returning each freed reply buffer at once cost it 0.06 s of 0.43 s at 200,000
-/// keys (page faults, TLB shootdowns; `perf`), while the pages kept stay a few MiB.
-pub fn keep_freed_memory_briefly() -> BriefPurgeDelay {
-    let chosen_by_operator = std::env::var_os("MIMALLOC_PURGE_DELAY").is_some();
-    if !chosen_by_operator {
-        // Safety: as above.
-        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, BRIEF_PURGE_DELAY_MS) }
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // Safety: sets a plain integer option; mimalloc reads options at any time.
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_DELAY_MS) }
     }
-    BriefPurgeDelay { chosen_by_operator }
 }
 
-/// The purge delay of [`keep_freed_memory_briefly`], in milliseconds.
-pub const BRIEF_PURGE_DELAY_MS: std::ffi::c_long = 10;
-
-/// Puts back the immediate purge when dropped.
-pub struct BriefPurgeDelay {
-    chosen_by_operator: bool,
-}
-
-impl Drop for BriefPurgeDelay {
-    fn drop(&mut self) {
-        if !self.chosen_by_operator {
-            // Safety: as above.
-            unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) }
-        }
+/// What mimalloc's `allow_thp=0` does at its start, done here because that start is over by
+/// `main`: the process's later page faults take 4 KiB pages (the flag is checked at each fault,
+/// so it covers the arenas reserved already). Where Linux refuses, nothing changes but speed.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // Safety: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
 
@@ -65,5 +59,12 @@ mod tests {
         // ms), and its neighbour is the one libmimalloc-sys names.
         assert_eq!(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }, 1000);
         assert_eq!(libmimalloc_sys::mi_option_use_numa_nodes, PURGE_DELAY + 1);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn huge_pages_are_off_once_configured() {
+        disable_transparent_huge_pages();
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) }, 1);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    ngbak::alloc::return_freed_memory_at_once();
+    ngbak::alloc::configure();
     ngbak::net::tls::install_crypto_provider();
     ngbak::telemetry::init_logging(true);
     ngbak::stop::install_signal_handlers();

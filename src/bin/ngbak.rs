@@ -8,7 +8,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    ngbak::alloc::return_freed_memory_at_once();
+    ngbak::alloc::configure();
     ngbak::net::tls::install_crypto_provider();
     ngbak::telemetry::init_logging(false);
     let cli = ngbak::cli::Cli::parse();

@@ -355,7 +355,6 @@ async fn write_and_check(
     };
     let started = Instant::now();
     if !options.skip_verify_restored {
-        let _brief = crate::alloc::keep_freed_memory_briefly();
         for r in restorers.iter_mut() {
             let report = backends.get_mut(r.name()).expect("inserted above");
             let Some(expected) = report.digest_expected else { continue };
