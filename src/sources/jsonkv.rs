@@ -234,7 +234,8 @@ impl Exporter for WorkdirExporter {
                 _ => 0,
             };
             let entry_path = format!("{}/{name}", kind.folder());
-            out.send(entry_path, records, EntryBody::Stream { size, reader: Box::new(file) }).await?;
+            let reader = Box::new(tokio::io::BufReader::with_capacity(FILE_BUFFER, file));
+            out.send(entry_path, records, EntryBody::Stream { size, reader }).await?;
         }
         manifest.stats.insert("files".into(), files.len() as u64);
         for w in &manifest.warnings {
@@ -300,8 +301,9 @@ impl Restorer for WorkdirRestorer {
                 continue;
             }
             let path = self.dir.join(&name);
-            let mut file =
+            let file =
                 tokio::fs::File::open(&path).await.with_context(|| format!("reading back {}", path.display()))?;
+            let mut file = tokio::io::BufReader::with_capacity(FILE_BUFFER, file);
             let (sha256, size) = copy_hashed(&mut file, &mut tokio::io::sink()).await?;
             each(&canonical(&name, &sha256, size));
         }
@@ -355,6 +357,12 @@ fn file_of(entry: &EntryRecord) -> Result<(String, FileKind)> {
     }
 }
 
+/// Bytes read from or written to a file at a time. `tokio::fs::File` runs each read and write
+/// on a blocking thread, and the tar and copy loops move 8 KiB at a time: unbuffered, a 167 MB
+/// file took 21,000 thread hand-offs (46,000 context switches, 1.3 s; with two compressing
+/// threads competing for the cores, 1.9 s).
+const FILE_BUFFER: usize = 1 << 20;
+
 /// A file's canonical form for the content digest (FORMAT.md): its name, SHA-256 and size.
 fn canonical(name: &str, sha256: &str, size: u64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "file": name, "sha256": sha256, "size": size })).expect("serialises")
@@ -372,12 +380,13 @@ async fn copy_hashed(
 
 /// Copies `body` into a new file at `path`, checks size and SHA-256 against `entry`, fsyncs.
 async fn write_checked(path: &Path, body: &mut (dyn AsyncRead + Send + Unpin), entry: &EntryRecord) -> Result<()> {
-    let mut file = tokio::fs::File::create(path).await?;
+    let mut file = tokio::io::BufWriter::with_capacity(FILE_BUFFER, tokio::fs::File::create(path).await?);
     let (sha256, size) = copy_hashed(body, &mut file).await?;
     if sha256 != entry.sha256 || size != entry.size {
         bail!("the bytes read do not match the manifest (SHA-256 {sha256}, expected {})", entry.sha256);
     }
-    file.sync_all().await?;
+    tokio::io::AsyncWriteExt::flush(&mut file).await?;
+    file.get_mut().sync_all().await?;
     Ok(())
 }
 
