@@ -627,8 +627,8 @@ async fn read_other_keys(
     Ok((out, large))
 }
 
-/// A key that MGET found of another type (or gone) reads as a string on TYPE: it changed type between
-/// the round trips (handled like Redis's WRONGTYPE: the batch is read again).
+/// A key for which MGET found no string reads as a string on TYPE: it changed type between the
+/// round trips (handled like Redis's WRONGTYPE: the batch is read again).
 #[derive(Debug, thiserror::Error)]
 #[error("a key changed type while it was being read")]
 struct ChangedType;
@@ -906,6 +906,55 @@ mod tests {
                 proptest::prop_assert_eq!(blob.into_bytes().unwrap(), bytes);
             }
         }
+    }
+
+    /// Against the real Redis `make test` starts: `MGET` answers nil both for a key that is gone
+    /// and for a key of another type; the first is left out, the second read by its type.
+    #[tokio::test]
+    async fn keys_mget_finds_no_string_for_are_left_out_when_gone_and_read_by_type_otherwise() {
+        let url = std::env::var("NGBAK_TEST_REDIS_URL")
+            .expect("NGBAK_TEST_REDIS_URL is not set: this test needs the Redis that `make test` starts");
+        let prefix = format!("ngbak-test:{}:mget", uuid::Uuid::new_v4().simple());
+        let name = |suffix: &str| format!("{prefix}:{suffix}").into_bytes();
+        let rc = ReadConnection::new(&url).unwrap();
+        let mut setup = redis::pipe();
+        setup
+            .cmd("SET")
+            .arg(name("string"))
+            .arg("{\"a\": 1}")
+            .arg("PX")
+            .arg(600_000)
+            .cmd("HSET")
+            .arg(name("hash"))
+            .arg("f")
+            .arg(&[0xffu8, 0][..])
+            .cmd("RPUSH")
+            .arg(name("list"))
+            .arg("x")
+            .arg("y")
+            .cmd("SET")
+            .arg(name("plain"))
+            .arg("");
+        let _: () = rc.pipe("setting up", &setup).await.unwrap();
+        let keys = ["string", "gone", "hash", "list", "plain"].map(name).to_vec();
+        let (records, large) = read_keys(&rc, keys).await.unwrap();
+        let _: () = rc
+            .cmd("cleaning up", redis::cmd("DEL").arg(["string", "hash", "list", "plain"].map(name).to_vec()))
+            .await
+            .unwrap();
+        assert!(large.is_empty());
+        let found: BTreeMap<Vec<u8>, &KeyRecord> =
+            records.iter().map(|r| (r.key.bytes().unwrap().into_owned(), r)).collect();
+        assert_eq!(found.len(), 4, "the key that is gone is left out: {:?}", found.keys());
+        let string = found[&name("string")];
+        assert_eq!(string.value, KeyValue::String(Blob::from_bytes(b"{\"a\": 1}".to_vec())));
+        assert!(string.pttl.is_some_and(|ms| ms > 0 && ms <= 600_000));
+        assert_eq!(found[&name("plain")].value, KeyValue::String(Blob::from_bytes(Vec::new())));
+        assert_eq!(found[&name("plain")].pttl, None);
+        let hash = KeyValue::Hash(vec![(Blob::from_bytes(b"f".to_vec()), Blob::from_bytes(vec![0xff, 0]))]);
+        assert_eq!(found[&name("hash")].value, hash);
+        let list = KeyValue::List(vec![Blob::from_bytes(b"x".to_vec()), Blob::from_bytes(b"y".to_vec())]);
+        assert_eq!(found[&name("list")].value, list);
     }
 
     #[test]
