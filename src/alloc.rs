@@ -8,8 +8,8 @@
 //!   94–96 MiB, 1.73–1.80 s. Every freed buffer went back to the kernel and faulted in again,
 //!   often as a whole 2 MiB page zeroed (`perf`: `clear_page_erms` under
 //!   `do_huge_pmd_anonymous_page`), and memory grew in 2 MiB steps;
-//! - **no huge pages, purge after 10 ms** (the choice): backup 71–75 MiB, 1.24–1.28 s; restore
-//!   72–76 MiB, 1.69–1.75 s. Buffers freed and allocated again within milliseconds (compression
+//! - **no huge pages, purge after 10 ms** (the choice): backup 71–77 MiB, 1.24–1.33 s; restore
+//!   72–79 MiB, 1.69–1.75 s. Buffers freed and allocated again within milliseconds (compression
 //!   blocks, reply buffers, upload parts) reuse their pages; purging at once saved ~5 MiB more
 //!   and cost 6–8% in time; 100 ms was no faster with 75–82 MiB, 1,000 ms 87–108 MiB.
 //!
