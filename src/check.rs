@@ -177,7 +177,7 @@ async fn probe_qdrant(url: String, api_key: Option<String>) -> Result<Probe> {
     Ok(Probe { version: Some(version), authenticated: api_key.is_some() })
 }
 
-/// The gRPC URL points mode uses: the one given, or the REST host on port 6334.
+/// Qdrant's gRPC health check (points mode talks gRPC), at the URL `QdrantSettings::grpc_url` gives.
 async fn probe_grpc(url: String, api_key: Option<String>) -> Result<Probe> {
     let client = crate::sources::qdrant::grpc::Grpc::new(&url, api_key.as_deref())?;
     let health = client.health_check().await.map_err(|e| {
