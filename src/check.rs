@@ -2,8 +2,9 @@
 //! would, and reports for each whether it answered, its version, TLS on/off and whether the
 //! credentials were accepted — in seconds, before a scheduled job finds out the hard way.
 
-use crate::config::{set, BackendArgs};
-use crate::net::{clients, policy, redact_url, scrub};
+use crate::backends::descriptor::ProbeFound;
+use crate::config::BackendArgs;
+use crate::net::{policy, scrub};
 use crate::store::ObjectStore;
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -29,12 +30,6 @@ pub struct Check {
 pub struct Report {
     pub ok: bool,
     pub checks: Vec<Check>,
-}
-
-/// What a probe learned: the server's version (when it says) and whether credentials were used.
-struct Probe {
-    version: Option<String>,
-    authenticated: bool,
 }
 
 /// Checks every configured backend and the store, concurrently; each within the connect and
@@ -70,31 +65,9 @@ pub async fn run_only(store: &dyn ObjectStore, backends: &BackendArgs, only: &[S
     };
     let tls = s3 && !endpoint.is_some_and(|e| e.starts_with("http://"));
     let mut checks = vec![timed("store", target, tls, probe_store(store)).await];
-    let mut pending = Vec::new();
-    if let Some(url) = set(&backends.redis_url).filter(|_| wanted("redis")) {
-        let tls = url.trim_start().starts_with("rediss://");
-        pending.push(Box::pin(timed("redis", redact_url(url), tls, probe_redis(url.to_string())))
-            as std::pin::Pin<Box<dyn Future<Output = Check> + Send>>);
-    }
-    if let Some(g) = backends.neo4j(crate::sources::RestoreMode::Merge).filter(|_| wanted("neo4j")) {
-        let tls = g.uri.contains("+s");
-        pending.push(Box::pin(timed("neo4j", redact_url(&g.uri), tls, probe_neo4j(g))));
-    }
-    if let Some(q) = backends.qdrant(None).filter(|_| wanted("qdrant")) {
-        let tls = q.url.trim_start().starts_with("https://");
-        if q.mode == crate::sources::qdrant::CaptureMode::Points {
-            // A URL the gRPC address cannot be derived from is probed as given (and fails there).
-            let grpc = q.grpc_url().unwrap_or_else(|_| q.url.clone());
-            let tls = grpc.starts_with("https://");
-            pending.push(Box::pin(timed("qdrant-grpc", redact_url(&grpc), tls, probe_grpc(grpc, q.api_key.clone()))));
-        }
-        pending.push(Box::pin(timed("qdrant", redact_url(&q.url), tls, probe_qdrant(q.url, q.api_key))));
-    }
+    let probes = backends.configured().filter(|b| wanted(b.descriptor().name)).flat_map(|b| b.probes());
+    let pending = probes.map(|p| timed(p.name, p.target, p.tls, p.run));
     checks.extend(futures::future::join_all(pending).await);
-    if let Some(dir) = backends.kv_dir.as_ref().filter(|d| !d.as_os_str().is_empty() && wanted("jsonkv")) {
-        let shown = dir.display().to_string();
-        checks.push(timed("jsonkv", shown, false, probe_dir(dir.clone())).await);
-    }
     Report { ok: checks.iter().all(|c| c.ok), checks }
 }
 
@@ -102,7 +75,7 @@ async fn timed(
     name: &'static str,
     target: String,
     tls: bool,
-    probe: impl Future<Output = Result<Probe>> + Send,
+    probe: impl Future<Output = Result<ProbeFound>> + Send,
 ) -> Check {
     let p = policy();
     let started = Instant::now();
@@ -136,70 +109,10 @@ fn auth_refused(error: &str) -> bool {
     ["wrongpass", "authentication", "unauthorized", "401", "403", "noauth", "credentials"].iter().any(|w| e.contains(w))
 }
 
-async fn probe_store(store: &dyn ObjectStore) -> Result<Probe> {
+async fn probe_store(store: &dyn ObjectStore) -> Result<ProbeFound> {
     // A listing fails on a missing bucket or a refused credential, and reads nothing.
     store.list("ngbak-check-probe").await?;
-    Ok(Probe { version: None, authenticated: store.url().starts_with("s3://") })
-}
-
-async fn probe_redis(url: String) -> Result<Probe> {
-    let mut con = clients::redis(&url).await?;
-    let info: String = redis::cmd("INFO").arg("server").query_async(&mut con).await?;
-    let version = info.lines().find_map(|l| l.strip_prefix("redis_version:")).map(|v| v.trim().to_string());
-    Ok(Probe {
-        version,
-        authenticated: redis::IntoConnectionInfo::into_connection_info(url.as_str())
-            .map(|i| i.redis_settings().password().is_some())
-            .unwrap_or(false),
-    })
-}
-
-async fn probe_neo4j(g: crate::sources::neo4j::Neo4jSettings) -> Result<Probe> {
-    let config = clients::neo4j(&g.uri, &g.user, &g.password, &g.database).max_connections(1).build()?;
-    let graph = clients::neo4j_connect(config, &g.uri, &g.database).await?;
-    // Neo4j says its version here; other Bolt servers (ArcadeDB) may not.
-    let mut version = None;
-    if let Ok(mut rows) =
-        graph.execute(neo4rs::query("CALL dbms.components() YIELD versions RETURN versions[0] AS v")).await
-    {
-        if let Ok(Some(row)) = rows.next().await {
-            version = row.get::<String>("v").ok();
-        }
-    }
-    Ok(Probe { version, authenticated: true })
-}
-
-async fn probe_qdrant(url: String, api_key: Option<String>) -> Result<Probe> {
-    let rest = crate::sources::qdrant::rest::Rest::new(&url, api_key.as_deref())?;
-    let version = rest.version().await?;
-    // The version endpoint is open on secured servers: list collections to check the key.
-    rest.result(rest.request(reqwest::Method::GET, "/collections"), "list collections").await?;
-    Ok(Probe { version: Some(version), authenticated: api_key.is_some() })
-}
-
-/// Qdrant's gRPC health check (points mode talks gRPC), at the URL `QdrantSettings::grpc_url` gives.
-async fn probe_grpc(url: String, api_key: Option<String>) -> Result<Probe> {
-    let client = crate::sources::qdrant::grpc::Grpc::new(&url, api_key.as_deref())?;
-    let health = client.health_check().await.map_err(|e| {
-        anyhow!("Qdrant gRPC at {} did not answer a health check: {}", redact_url(&url), scrub(&e.to_string()))
-    })?;
-    Ok(Probe { version: Some(health.version), authenticated: api_key.is_some() })
-}
-
-async fn probe_dir(dir: std::path::PathBuf) -> Result<Probe> {
-    // A directory that does not exist yet is fine where its parent does: a restore creates it
-    // (a backup of it then fails, naming it).
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    if tokio::fs::metadata(&dir).await.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-        && tokio::fs::metadata(parent).await.is_ok_and(|m| m.is_dir())
-    {
-        return Ok(Probe { version: None, authenticated: false });
-    }
-    let meta = tokio::fs::metadata(&dir).await.map_err(|e| anyhow!("cannot read {}: {e}", dir.display()))?;
-    if !meta.is_dir() {
-        return Err(anyhow!("{} is not a directory", dir.display()));
-    }
-    Ok(Probe { version: None, authenticated: false })
+    Ok(ProbeFound { version: None, authenticated: store.url().starts_with("s3://") })
 }
 
 /// The human-readable report.

@@ -2,23 +2,15 @@
 //! variable, so a Lambda reads the same settings from its environment.
 
 use crate::archive::compress::{Codec, Compression};
+use crate::backends::{Backend, BackendRestoreArgs, Exporter, RestoreMode, Restorer};
 use crate::pipeline::backup::BackupOptions;
 use crate::pipeline::restore::RestoreOptions;
-use crate::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
-use crate::sources::neo4j::{Neo4jExporter, Neo4jRestorer, Neo4jSettings};
-use crate::sources::qdrant::{collection_list, CaptureMode, QdrantExporter, QdrantRestorer, QdrantSettings};
-use crate::sources::redis::{RedisExporter, RedisRestorer};
-use crate::sources::{redact_url, Exporter, RestoreMode, Restorer};
 use crate::store::{self, ObjectStore, S3Options};
 use anyhow::{bail, Result};
 use clap::Args;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Treats an empty variable (as templates write for "not configured") like an absent one.
-pub(crate) fn set(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
+pub(crate) use crate::backends::set;
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct StoreArgs {
@@ -39,132 +31,19 @@ impl StoreArgs {
     }
 }
 
+/// Every backend's settings: each backend's own group, registered in `crate::backends`.
 /// `Debug` prints the redacted settings (see below): these hold passwords and API keys.
-#[derive(Args, Clone, Default)]
-pub struct BackendArgs {
-    /// Redis to back up / restore into, e.g. redis://:password@host:6379/0 or
-    /// rediss://user:password@host:6380/0 (TLS).
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
-    /// Secrets Manager secret holding the Redis URL (plain, or JSON {"url": …}); read when
-    /// --redis-url is unset.
-    #[arg(long, env = "REDIS_URL_SECRET_ARN")]
-    pub redis_url_secret_arn: Option<String>,
-    /// Key patterns to include (repeatable, or comma-separated in the variable).
-    #[arg(
-        long = "redis-pattern",
-        env = "NGBAK_REDIS_PATTERNS",
-        value_delimiter = ',',
-        default_value = "nano_graphrag:*"
-    )]
-    pub redis_patterns: Vec<String>,
-    /// nano-graphrag working directory (kv_store_*.json, *.graphml, vdb_*.json).
-    #[arg(long, env = "NGBAK_KV_DIR")]
-    pub kv_dir: Option<PathBuf>,
-    /// Neo4j (or another Bolt graph database), e.g. bolt://graph:7687 or neo4j+s://….
-    #[arg(long, env = "NEO4J_URI", hide_env_values = true)]
-    pub neo4j_uri: Option<String>,
-    #[arg(long, env = "NEO4J_USERNAME", default_value = "neo4j")]
-    pub neo4j_user: String,
-    #[arg(long, env = "NEO4J_PASSWORD", hide_env_values = true)]
-    pub neo4j_password: Option<String>,
-    /// Secrets Manager secret holding the Neo4j password (plain, or JSON {"password": …}); read
-    /// when --neo4j-password is unset.
-    #[arg(long, env = "NEO4J_PASSWORD_SECRET_ARN")]
-    pub neo4j_password_secret_arn: Option<String>,
-    #[arg(long, env = "NEO4J_DATABASE", default_value = "neo4j")]
-    pub neo4j_database: String,
-    /// The namespace label that scopes the graph backup (nano-graphrag: GraphRAG_<namespace>);
-    /// unset means the whole database.
-    #[arg(long, env = "NEO4J_GRAPH_NAMESPACE")]
-    pub neo4j_label: Option<String>,
-    /// Rows per batched graph write (one transaction each).
-    #[arg(long, env = "NGBAK_GRAPH_BATCH_SIZE", default_value_t = 1000)]
-    pub graph_batch_size: usize,
-    /// The unique node property that `--graph-mode merge` matches on.
-    #[arg(long, env = "NGBAK_GRAPH_MERGE_KEY", default_value = "id")]
-    pub graph_merge_key: String,
-    /// Qdrant REST URL, e.g. http://qdrant:6333.
-    #[arg(long, env = "QDRANT_URL", hide_env_values = true)]
-    pub qdrant_url: Option<String>,
-    /// Qdrant gRPC URL (points mode); default: the REST host on port 6334.
-    #[arg(long, env = "QDRANT_GRPC_URL", hide_env_values = true)]
-    pub qdrant_grpc_url: Option<String>,
-    #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
-    pub qdrant_api_key: Option<String>,
-    /// Secrets Manager secret holding the Qdrant API key (plain, or JSON {"api_key": …}); read
-    /// when --qdrant-api-key is unset.
-    #[arg(long, env = "QDRANT_API_KEY_SECRET_ARN")]
-    pub qdrant_api_key_secret_arn: Option<String>,
-    /// Collections to back up (repeatable, or comma-separated); default all.
-    #[arg(long = "qdrant-collection", env = "NGBAK_QDRANT_COLLECTIONS", value_delimiter = ',')]
-    pub qdrant_collections: Vec<String>,
-    /// snapshot (server snapshots, exact, fastest) or points (portable across versions).
-    #[arg(long, env = "NGBAK_QDRANT_MODE", value_enum, default_value_t = CaptureMode::Snapshot)]
-    pub qdrant_mode: CaptureMode,
-    /// The settings that were read from Secrets Manager (their flags), to read again on rotation.
-    #[arg(skip)]
-    pub read_from_secrets: Vec<&'static str>,
-}
+pub use crate::backends::BackendArgs;
 
 impl BackendArgs {
-    fn patterns(&self) -> Vec<String> {
-        let p: Vec<String> =
-            self.redis_patterns.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
-        if p.is_empty() {
-            vec!["nano_graphrag:*".into()]
-        } else {
-            p
-        }
-    }
-
-    /// The graph settings, when a graph is configured.
-    pub fn neo4j(&self, mode: RestoreMode) -> Option<Neo4jSettings> {
-        Some(Neo4jSettings {
-            uri: set(&self.neo4j_uri)?.to_string(),
-            user: self.neo4j_user.clone(),
-            password: set(&self.neo4j_password).unwrap_or_default().to_string(),
-            database: self.neo4j_database.clone(),
-            label: set(&self.neo4j_label).map(str::to_string),
-            batch_size: self.graph_batch_size,
-            mode,
-            merge_key: self.graph_merge_key.clone(),
-        })
-    }
-
-    /// The Qdrant settings, when Qdrant is configured.
-    pub fn qdrant(&self, restore: Option<&RestoreArgs>) -> Option<QdrantSettings> {
-        Some(QdrantSettings {
-            url: set(&self.qdrant_url)?.to_string(),
-            grpc_url: set(&self.qdrant_grpc_url).map(str::to_string),
-            api_key: set(&self.qdrant_api_key).map(str::to_string),
-            collections: collection_list(&self.qdrant_collections),
-            mode: self.qdrant_mode,
-            restore_as: restore.and_then(|r| set(&r.restore_as)).map(str::to_string),
-            switch_alias: restore.and_then(|r| set(&r.qdrant_switch_alias)).map(str::to_string),
-            restore_mode: restore.map(|r| r.vector_mode).unwrap_or_default(),
-        })
-    }
-
-    fn kv_dir(&self) -> Option<&PathBuf> {
-        self.kv_dir.as_ref().filter(|d| !d.as_os_str().is_empty())
+    /// The configured backends, in registration order.
+    pub fn configured(&self) -> impl Iterator<Item = &dyn Backend> {
+        self.all().into_iter().filter(|b| b.is_configured())
     }
 
     /// An exporter for every configured backend, optionally limited to `only`.
     pub fn exporters(&self, only: &[String]) -> Result<Vec<Box<dyn Exporter>>> {
-        let mut out: Vec<Box<dyn Exporter>> = Vec::new();
-        if let Some(url) = set(&self.redis_url) {
-            out.push(Box::new(RedisExporter::new(url, &self.patterns())));
-        }
-        if let Some(dir) = self.kv_dir() {
-            out.push(Box::new(WorkdirExporter::new(dir)));
-        }
-        if let Some(graph) = self.neo4j(RestoreMode::Merge) {
-            out.push(Box::new(Neo4jExporter::new(graph)));
-        }
-        if let Some(vectors) = self.qdrant(None) {
-            out.push(Box::new(QdrantExporter::new(vectors)));
-        }
+        let mut out: Vec<Box<dyn Exporter>> = self.configured().map(|b| b.exporter()).collect();
         if !only.is_empty() {
             for name in only {
                 if !out.iter().any(|e| e.name() == name) {
@@ -176,52 +55,26 @@ impl BackendArgs {
         Ok(out)
     }
 
-    /// A restorer for every configured backend.
+    /// A restorer for every configured backend, each in the mode its kind's flag chose.
     pub fn restorers(&self, modes: &RestoreArgs) -> Vec<Box<dyn Restorer>> {
-        let mut out: Vec<Box<dyn Restorer>> = Vec::new();
-        if let Some(url) = set(&self.redis_url) {
-            out.push(Box::new(RedisRestorer::new(url, &self.patterns(), modes.kv_mode)));
-        }
-        if let Some(dir) = self.kv_dir() {
-            out.push(Box::new(WorkdirRestorer::new(dir, modes.kv_mode)));
-        }
-        if let Some(graph) = self.neo4j(modes.graph_mode) {
-            out.push(Box::new(Neo4jRestorer::new(graph)));
-        }
-        if let Some(vectors) = self.qdrant(Some(modes)) {
-            out.push(Box::new(QdrantRestorer::new(vectors)));
-        }
-        out
+        self.configured().map(|b| b.restorer(modes.mode_for(b.descriptor().kind), &modes.backends)).collect()
     }
 
     /// Registers every secret setting with [`crate::net::scrub`], so that no error or log line
     /// that quotes one (whichever library wrote it) leaves the process with it.
     pub fn remember_secrets(&self) {
-        for url in [&self.redis_url, &self.neo4j_uri, &self.qdrant_url, &self.qdrant_grpc_url] {
-            if let Some(u) = set(url) {
-                crate::net::redact::remember_url(u);
-            }
-        }
-        for secret in [&self.neo4j_password, &self.qdrant_api_key] {
-            if let Some(s) = set(secret) {
-                crate::net::redact::remember(s);
-            }
+        for backend in self.all() {
+            backend.remember_secrets();
         }
     }
 
     /// The settings as recorded in the manifest: no passwords.
     pub fn redacted(&self) -> serde_json::Value {
-        serde_json::json!({
-            "redis_url": set(&self.redis_url).map(redact_url),
-            "redis_patterns": self.patterns(),
-            "kv_dir": self.kv_dir(),
-            "neo4j": self.neo4j(RestoreMode::Merge).map(|g| serde_json::json!({
-                "uri": redact_url(&g.uri), "user": g.user, "database": g.database, "label": g.label,
-            })),
-            "qdrant": self.qdrant(None).map(|q| serde_json::json!({
-                "url": redact_url(&q.url), "collections": q.collections, "mode": q.mode,
-            })),
-        })
+        let mut config = serde_json::Map::new();
+        for backend in self.all() {
+            backend.echo(&mut config);
+        }
+        serde_json::Value::Object(config)
     }
 }
 
@@ -269,13 +122,10 @@ pub struct RestoreArgs {
     /// Vector restore mode: merge (upsert into an existing collection) or replace (recreate it).
     #[arg(long, env = "NGBAK_VECTOR_MODE", value_enum, default_value_t = RestoreMode::Merge)]
     pub vector_mode: RestoreMode,
-    /// Restore the archive's (single) Qdrant collection under this name, beside the live one.
-    #[arg(long, env = "NGBAK_RESTORE_AS")]
-    pub restore_as: Option<String>,
-    /// After restoring, point this Qdrant alias at the restored collection (atomically).
-    #[arg(long, env = "NGBAK_QDRANT_SWITCH_ALIAS")]
-    pub qdrant_switch_alias: Option<String>,
-    /// Restore only these backends (comma-separated: redis, jsonkv, neo4j, qdrant).
+    /// Each backend's restore-only settings.
+    #[command(flatten)]
+    pub backends: BackendRestoreArgs,
+    /// Restore only these backends (comma-separated names, as `ngbak inspect` shows them).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Verify the archive and report what would be written, without writing.
@@ -297,6 +147,15 @@ pub struct RestoreArgs {
 }
 
 impl RestoreArgs {
+    /// The restore mode for a backend of `kind` (`kv`, `graph` or `vector`).
+    pub fn mode_for(&self, kind: &str) -> RestoreMode {
+        match kind {
+            "graph" => self.graph_mode,
+            "vector" => self.vector_mode,
+            _ => self.kv_mode,
+        }
+    }
+
     /// The restore's options; the safety backup, when on, goes into `store`.
     pub fn options(&self, store: &std::sync::Arc<dyn crate::store::ObjectStore>) -> RestoreOptions {
         let safety = self.safety_backup && !self.no_safety_backup;

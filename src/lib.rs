@@ -1,14 +1,17 @@
 //! ngbak: back up and restore a GraphRAG deployment as one streaming `.ngbak` archive.
 //!
-//! Data flows `sources` (backend exporters and restorers) → `archive` (tar, gzip, hashing,
-//! manifest) → `store` (S3 or a directory); `pipeline` wires them into jobs, and `cli` and
-//! `lambda` are thin entry points on top.
+//! Data flows `backends` (one folder per backend: export, restore, read-back) → `archive` (tar,
+//! compression, hashing, manifest) → `store` (S3 or a directory); `pipeline` wires them into
+//! jobs; `handoff` decides where a job runs; `cli`, `lambda` and `runner` (the container task)
+//! are the hosts on top.
 
 pub mod alloc;
 pub mod archive;
+pub mod backends;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod handoff;
 pub mod id;
 pub mod lambda;
 pub mod net;
@@ -16,7 +19,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod runner;
 pub mod secrets;
-pub mod sources;
 pub mod stop;
 pub mod store;
 pub mod telemetry;

@@ -3,13 +3,15 @@
 //! The Lambda functions and the CLI (and so the container task) both resolve them, so one set of
 //! variables configures either. A value given directly (flag or plain variable) wins over an ARN.
 
-use crate::config::{set, BackendArgs};
+use crate::backends::descriptor::SecretSetting;
+use crate::config::BackendArgs;
 use anyhow::{Context, Result};
 
 /// Fills each unset secret setting whose `*_SECRET_ARN` is given, with the default AWS credentials.
 pub async fn resolve(backends: &mut BackendArgs) -> Result<()> {
     backends.remember_secrets();
-    if !SECRETS.iter().any(|s| s.wanted_arn(backends).is_some()) {
+    let wanted = backends.all_mut().into_iter().any(|b| b.secrets().iter().any(|s| wanted_arn(s).is_some()));
+    if !wanted {
         return Ok(());
     }
     let config = crate::net::aws::loader().load().await;
@@ -20,12 +22,16 @@ pub async fn resolve(backends: &mut BackendArgs) -> Result<()> {
 
 /// As [`resolve`], with a given client (tests point it at an emulator).
 pub async fn resolve_with(client: &aws_sdk_secretsmanager::Client, backends: &mut BackendArgs) -> Result<()> {
-    for secret in &SECRETS {
-        if let Some(arn) = secret.wanted_arn(backends) {
-            *(secret.value)(backends) = Some(fetch(client, &arn, secret).await?);
-            backends.read_from_secrets.push(secret.flag);
+    let mut read = Vec::new();
+    for backend in backends.all_mut() {
+        for secret in backend.secrets() {
+            if let Some(arn) = wanted_arn(&secret) {
+                *secret.value = Some(fetch(client, &arn, secret.field, secret.flag).await?);
+                read.push(secret.flag);
+            }
         }
     }
+    backends.read_from_secrets.extend(read);
     Ok(())
 }
 
@@ -43,20 +49,21 @@ pub async fn refresh(backends: &mut BackendArgs) -> Result<bool> {
 pub async fn refresh_with(client: &aws_sdk_secretsmanager::Client, backends: &mut BackendArgs) -> Result<bool> {
     let mut changed = false;
     let read = backends.read_from_secrets.clone();
-    for secret in SECRETS.iter().filter(|s| read.contains(&s.flag)) {
-        let Some(arn) = set((secret.arn)(backends)).map(str::to_string) else { continue };
-        let value = fetch(client, &arn, secret).await?;
-        let slot = (secret.value)(backends);
-        if slot.as_deref() != Some(value.as_str()) {
-            *slot = Some(value);
-            changed = true;
+    for backend in backends.all_mut() {
+        for secret in backend.secrets().into_iter().filter(|s| read.contains(&s.flag)) {
+            let Some(arn) = secret.arn else { continue };
+            let value = fetch(client, &arn, secret.field, secret.flag).await?;
+            if secret.value.as_deref() != Some(value.as_str()) {
+                *secret.value = Some(value);
+                changed = true;
+            }
         }
     }
     backends.remember_secrets();
     Ok(changed)
 }
 
-/// Whether an error says a backend refused the credentials (as Redis, Neo4j and Qdrant word it).
+/// Whether an error says a backend refused the credentials (as the servers word it).
 pub fn is_auth_failure(error: &anyhow::Error) -> bool {
     let text = format!("{error:#}").to_ascii_lowercase();
     ["authentication failed", "authenticationfailed", "wrongpass", "unauthorized", "http 401", "http 403", "security."]
@@ -64,50 +71,16 @@ pub fn is_auth_failure(error: &anyhow::Error) -> bool {
         .any(|w| text.contains(w))
 }
 
-/// A setting that may come from Secrets Manager.
-struct Secret {
-    /// The field that holds the value when the secret is a JSON object.
-    field: &'static str,
-    /// How the operator names the ARN, for error messages.
-    flag: &'static str,
-    value: fn(&mut BackendArgs) -> &mut Option<String>,
-    arn: fn(&BackendArgs) -> &Option<String>,
-}
-
-const SECRETS: [Secret; 3] = [
-    Secret {
-        field: "url",
-        flag: "--redis-url-secret-arn / REDIS_URL_SECRET_ARN",
-        value: |b| &mut b.redis_url,
-        arn: |b| &b.redis_url_secret_arn,
-    },
-    Secret {
-        field: "password",
-        flag: "--neo4j-password-secret-arn / NEO4J_PASSWORD_SECRET_ARN",
-        value: |b| &mut b.neo4j_password,
-        arn: |b| &b.neo4j_password_secret_arn,
-    },
-    Secret {
-        field: "api_key",
-        flag: "--qdrant-api-key-secret-arn / QDRANT_API_KEY_SECRET_ARN",
-        value: |b| &mut b.qdrant_api_key,
-        arn: |b| &b.qdrant_api_key_secret_arn,
-    },
-];
-
-impl Secret {
-    /// The ARN to read, when one is given and the value itself is not.
-    fn wanted_arn(&self, b: &mut BackendArgs) -> Option<String> {
-        if set((self.value)(b)).is_some() {
-            return None;
-        }
-        set((self.arn)(b)).map(str::to_string)
+/// The ARN to read, when one is given and the value itself is not.
+fn wanted_arn(secret: &SecretSetting<'_>) -> Option<String> {
+    if crate::config::set(secret.value).is_some() {
+        return None;
     }
+    secret.arn.clone()
 }
 
 /// The secret at `arn`: its plain string, or the `field` of a JSON secret.
-async fn fetch(client: &aws_sdk_secretsmanager::Client, arn: &str, secret: &Secret) -> Result<String> {
-    let flag = secret.flag;
+async fn fetch(client: &aws_sdk_secretsmanager::Client, arn: &str, field: &str, flag: &str) -> Result<String> {
     let out = client
         .get_secret_value()
         .secret_id(arn)
@@ -123,7 +96,7 @@ async fn fetch(client: &aws_sdk_secretsmanager::Client, arn: &str, secret: &Secr
     let value = out.secret_string().with_context(|| {
         format!("secret {arn} (from {flag}) has no string value; store the value as a string or JSON")
     })?;
-    Ok(secret_field(value, secret.field))
+    Ok(secret_field(value, field))
 }
 
 /// A JSON secret `{"<field>": "..."}` gives that field; any other secret is used as it is.

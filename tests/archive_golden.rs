@@ -130,8 +130,7 @@ async fn the_same_input_gives_the_same_archive() {
     }
     let golden: Value = serde_json::from_slice(&std::fs::read(&golden_path).expect("the golden file")).unwrap();
     assert_eq!(
-        found,
-        golden,
+        found, golden,
         "the archive differs from {GOLDEN}: a format change must be deliberate (bump the format version, \
          then rewrite the golden file with NGBAK_BLESS_GOLDEN=1)"
     );

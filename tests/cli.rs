@@ -89,17 +89,20 @@ async fn a_secret_fills_only_what_is_not_given_directly() {
     let json = new_secret(r#"{"username": "neo4j", "password": "pw-from-secret"}"#).await;
     let client = secrets_client().await;
 
-    let mut backends = BackendArgs {
-        neo4j_password_secret_arn: Some(json.clone()),
-        qdrant_api_key_secret_arn: Some(plain),
-        redis_url: Some("redis://given".into()),
-        redis_url_secret_arn: Some("arn:aws:secretsmanager:us-east-1:000000000000:secret:never-read".into()),
-        ..Default::default()
-    };
+    let mut backends = BackendArgs::default();
+    backends.neo4j.neo4j_password_secret_arn = Some(json.clone());
+    backends.qdrant.qdrant_api_key_secret_arn = Some(plain);
+    backends.redis.redis_url = Some("redis://given".into());
+    backends.redis.redis_url_secret_arn =
+        Some("arn:aws:secretsmanager:us-east-1:000000000000:secret:never-read".into());
     ngbak::secrets::resolve_with(&client, &mut backends).await.unwrap();
-    assert_eq!(backends.neo4j_password.as_deref(), Some("pw-from-secret"), "a JSON secret gives its field");
-    assert_eq!(backends.qdrant_api_key.as_deref(), Some("qdrant-key-from-secret"), "a plain secret is the value");
-    assert_eq!(backends.redis_url.as_deref(), Some("redis://given"), "a direct value wins; its ARN is not read");
+    assert_eq!(backends.neo4j.neo4j_password.as_deref(), Some("pw-from-secret"), "a JSON secret gives its field");
+    assert_eq!(
+        backends.qdrant.qdrant_api_key.as_deref(),
+        Some("qdrant-key-from-secret"),
+        "a plain secret is the value"
+    );
+    assert_eq!(backends.redis.redis_url.as_deref(), Some("redis://given"), "a direct value wins; its ARN is not read");
 }
 
 /// One restore at a time per store: a CLI restore while another holds the store's restore lock is

@@ -6,10 +6,10 @@ mod common;
 
 use common::*;
 use ngbak::archive::compress::{Codec, Compression};
+use ngbak::backends::workdir::{WorkdirExporter, WorkdirRestorer};
+use ngbak::backends::RestoreMode;
 use ngbak::pipeline::backup::{run_backup, BackupOptions, BackupSummary};
 use ngbak::pipeline::restore::{run_restore, verify, RestoreOptions};
-use ngbak::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
-use ngbak::sources::RestoreMode;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

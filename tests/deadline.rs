@@ -17,7 +17,7 @@ async fn the_restore_function_stops_before_its_deadline_and_still_reports_tags_a
     let mut con = redis().await;
     seed_documents(&mut con, &prefix, 3000, 2000).await;
     let store = s3_store(&bucket, "ngbak").await;
-    let exporter = ngbak::sources::redis::RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
+    let exporter = ngbak::backends::redis::RedisExporter::new(&redis_url(), std::slice::from_ref(&pattern));
     let backup =
         ngbak::pipeline::backup::run_backup(store.clone(), vec![Box::new(exporter)], Default::default()).await.unwrap();
 

@@ -6,11 +6,11 @@ mod common;
 use async_trait::async_trait;
 use common::*;
 use ngbak::archive::{BackendManifest, EntryBody};
+use ngbak::backends::redis::RedisExporter;
+use ngbak::backends::workdir::WorkdirExporter;
+use ngbak::backends::{EntrySender, Exporter};
 use ngbak::id::BackupId;
 use ngbak::pipeline::backup::{run_backup, AlreadyExists, BackupOptions};
-use ngbak::sources::jsonkv::WorkdirExporter;
-use ngbak::sources::redis::RedisExporter;
-use ngbak::sources::{EntrySender, Exporter};
 
 /// Test double for a backend that breaks off in the middle of its export — a database that
 /// goes away mid-stream cannot be made to fail at a chosen byte on this machine. It sends

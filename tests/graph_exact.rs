@@ -7,10 +7,10 @@ mod common;
 
 use common::*;
 use neo4rs::{query, BoltType};
+use ngbak::backends::neo4j::{value, Neo4jExporter, Neo4jRestorer};
+use ngbak::backends::RestoreMode;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
-use ngbak::sources::neo4j::{value, Neo4jExporter, Neo4jRestorer};
-use ngbak::sources::RestoreMode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -228,7 +228,7 @@ struct AlteringRestorer {
 }
 
 #[async_trait::async_trait]
-impl ngbak::sources::Restorer for AlteringRestorer {
+impl ngbak::backends::Restorer for AlteringRestorer {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
@@ -242,7 +242,7 @@ impl ngbak::sources::Restorer for AlteringRestorer {
         &mut self,
         e: &ngbak::archive::EntryRecord,
         body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
-        each: &mut ngbak::sources::RecordSink<'_>,
+        each: &mut ngbak::backends::RecordSink<'_>,
     ) -> anyhow::Result<()> {
         self.inner.check_entry(e, body, each).await
     }
@@ -265,7 +265,7 @@ impl ngbak::sources::Restorer for AlteringRestorer {
         self.graph.run(query(&q)).await?;
         Ok(stats)
     }
-    async fn read_back(&mut self, each: &mut ngbak::sources::RecordSink<'_>) -> anyhow::Result<bool> {
+    async fn read_back(&mut self, each: &mut ngbak::backends::RecordSink<'_>) -> anyhow::Result<bool> {
         self.inner.read_back(each).await
     }
     async fn cleanup(&mut self) -> anyhow::Result<()> {

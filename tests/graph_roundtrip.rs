@@ -5,10 +5,10 @@ mod common;
 
 use common::*;
 use neo4rs::{query, BoltType};
+use ngbak::backends::neo4j::{value, Neo4jExporter, Neo4jRestorer};
+use ngbak::backends::RestoreMode;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
-use ngbak::sources::neo4j::{value, Neo4jExporter, Neo4jRestorer};
-use ngbak::sources::RestoreMode;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 

@@ -8,12 +8,12 @@ use ngbak::archive::format::{ArchiveHeader, FORMAT_NAME, FORMAT_VERSION, HEADER_
 use ngbak::archive::hashing::sha256_hex;
 use ngbak::archive::reader::ArchiveError;
 use ngbak::archive::{ArchiveDigest, BackendManifest, EntryRecord, Manifest, Sidecar};
+use ngbak::backends::redis::{RedisExporter, RedisRestorer};
+use ngbak::backends::workdir::WorkdirRestorer;
+use ngbak::backends::RestoreMode;
 use ngbak::id::BackupId;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, verify, RestoreOptions};
-use ngbak::sources::jsonkv::WorkdirRestorer;
-use ngbak::sources::redis::{RedisExporter, RedisRestorer};
-use ngbak::sources::RestoreMode;
 use std::path::Path;
 use tokio::io::AsyncWriteExt;
 
@@ -280,14 +280,14 @@ async fn an_oversized_sidecar_is_refused_without_being_read() {
 struct OverlongLineDouble;
 
 #[async_trait::async_trait]
-impl ngbak::sources::Exporter for OverlongLineDouble {
+impl ngbak::backends::Exporter for OverlongLineDouble {
     fn name(&self) -> &'static str {
         "redis"
     }
     fn kind(&self) -> &'static str {
         "kv"
     }
-    async fn export(&mut self, out: &ngbak::sources::EntrySender) -> anyhow::Result<ngbak::archive::BackendManifest> {
+    async fn export(&mut self, out: &ngbak::backends::EntrySender) -> anyhow::Result<ngbak::archive::BackendManifest> {
         let mut line = br#"{"key":"ngt_overlong","type":"string","value":""#.to_vec();
         line.resize(line.len() + (65 << 20), b'x');
         line.extend_from_slice(b"\"}\n");

@@ -4,10 +4,10 @@ mod common;
 
 use common::*;
 use ngbak::archive::compress::Codec;
+use ngbak::backends::workdir::{WorkdirExporter, WorkdirRestorer};
+use ngbak::backends::RestoreMode;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
-use ngbak::sources::jsonkv::{WorkdirExporter, WorkdirRestorer};
-use ngbak::sources::RestoreMode;
 use ngbak::store::ObjectStore;
 use serde_json::Value;
 use std::collections::BTreeMap;

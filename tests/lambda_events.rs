@@ -275,7 +275,7 @@ async fn a_backend_that_is_down_fails_both_functions_before_anything_is_stored_o
     let (config, pattern, _) = backed_up(&bucket).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut down = config.clone();
-    down.backends.neo4j_uri = Some(format!("bolt://127.0.0.1:{closed}"));
+    down.backends.neo4j.neo4j_uri = Some(format!("bolt://127.0.0.1:{closed}"));
     let before = bucket_keys(&bucket).await;
 
     let err = backup::handle(&down, json!({ "backup_id": "snapshot_2026-11-24T00-00-00Z" })).await.unwrap_err();

@@ -12,10 +12,10 @@ mod common;
 mod qdrant_double;
 
 use common::*;
+use ngbak::backends::qdrant::{CaptureMode, QdrantExporter, QdrantRestorer, QdrantSettings};
+use ngbak::backends::RestoreMode;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
-use ngbak::sources::qdrant::{CaptureMode, QdrantExporter, QdrantRestorer, QdrantSettings};
-use ngbak::sources::RestoreMode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 

@@ -8,11 +8,11 @@ mod common;
 
 use common::*;
 use ngbak::archive::ContentDigest;
+use ngbak::backends::redis::{RedisExporter, RedisRestorer};
+use ngbak::backends::{RestoreMode, Restorer};
 use ngbak::id::BackupId;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
-use ngbak::sources::redis::{RedisExporter, RedisRestorer};
-use ngbak::sources::{RestoreMode, Restorer};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,7 @@ async fn the_read_back_goes_on_when_a_connection_stops_answering() {
     // In database 9, which holds only these keys: one SCAN finds them all, so they make one batch.
     let prefix = format!("ngr_{}", unique());
     let pattern = format!("{prefix}:*");
-    let mut con = ngbak::sources::redis::connect(&format!("{}/9", redis_url())).await.unwrap();
+    let mut con = ngbak::backends::redis::connect(&format!("{}/9", redis_url())).await.unwrap();
     seed_in(&mut con, &prefix, 300).await;
     let direct = read_back_digest(&format!("{}/9", redis_url()), &pattern).await;
     assert_eq!(direct.records, 300 + 28, "a line per key, and one per element of hashes, lists, sets, sorted sets");

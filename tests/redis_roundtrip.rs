@@ -4,11 +4,11 @@ mod common;
 
 use common::*;
 use ngbak::archive::compress::Codec;
+use ngbak::backends::redis::{RedisExporter, RedisRestorer};
+use ngbak::backends::RestoreMode;
 use ngbak::id::BackupId;
 use ngbak::pipeline::backup::{run_backup, BackupOptions, BackupSummary};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions};
-use ngbak::sources::redis::{RedisExporter, RedisRestorer};
-use ngbak::sources::RestoreMode;
 use ngbak::store::ObjectStore;
 use redis::aio::MultiplexedConnection;
 use std::collections::BTreeMap;
@@ -155,9 +155,9 @@ async fn a_wrongtype_reply_is_recognised_through_the_error_context() {
         .map(|_| ())
         .unwrap_err()
         .context("reading values from Redis");
-    assert!(ngbak::sources::redis::is_wrong_type(&err), "{err:#}");
+    assert!(ngbak::backends::redis::is_wrong_type(&err), "{err:#}");
     let other = anyhow::anyhow!("WRONGTYPE in plain text is not a Redis reply");
-    assert!(!ngbak::sources::redis::is_wrong_type(&other));
+    assert!(!ngbak::backends::redis::is_wrong_type(&other));
     let _: () = redis::cmd("DEL").arg(&key).query_async(&mut con).await.unwrap();
 }
 
@@ -168,15 +168,15 @@ struct NewerRedisDouble {
 }
 
 #[async_trait::async_trait]
-impl ngbak::sources::Exporter for NewerRedisDouble {
+impl ngbak::backends::Exporter for NewerRedisDouble {
     fn name(&self) -> &'static str {
         "redis"
     }
     fn kind(&self) -> &'static str {
         "kv"
     }
-    async fn export(&mut self, out: &ngbak::sources::EntrySender) -> anyhow::Result<ngbak::archive::BackendManifest> {
-        use ngbak::sources::redis::{Blob, KeyRecord, KeyValue};
+    async fn export(&mut self, out: &ngbak::backends::EntrySender) -> anyhow::Result<ngbak::archive::BackendManifest> {
+        use ngbak::backends::redis::{Blob, KeyRecord, KeyValue};
         let mut payload = vec![0u8, 1, b'x'];
         payload.extend_from_slice(&99u16.to_le_bytes());
         payload.extend_from_slice(&[0u8; 8]);
@@ -272,7 +272,7 @@ async fn summary_records(store: &Arc<dyn ObjectStore>, summary: &BackupSummary) 
 #[tokio::test]
 async fn an_entry_is_written_only_once_the_reader_has_moved_past_it() {
     use ngbak::archive::{BackendManifest, EntryRecord};
-    use ngbak::sources::Restorer;
+    use ngbak::backends::Restorer;
     let prefix = format!("ngt_{}", unique());
     let pattern = format!("{prefix}:*");
     let mut con = redis().await;
@@ -321,7 +321,7 @@ async fn an_entry_is_written_only_once_the_reader_has_moved_past_it() {
 #[tokio::test]
 async fn records_of_one_key_are_applied_in_archive_order() {
     use ngbak::archive::{BackendManifest, EntryRecord};
-    use ngbak::sources::Restorer;
+    use ngbak::backends::Restorer;
     let prefix = format!("ngt_{}", unique());
     let pattern = format!("{prefix}:*");
     let mut restorer = RedisRestorer::new(&redis_url(), std::slice::from_ref(&pattern), RestoreMode::Merge);

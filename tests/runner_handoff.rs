@@ -11,9 +11,9 @@ mod ecs_standin;
 use clap::Parser;
 use common::*;
 use ecs_standin::{EcsStandIn, TASK_ARN};
+use ngbak::handoff::{history, RunnerConfig};
 use ngbak::id::BackupId;
 use ngbak::lambda::{backup, restore, FunctionConfig};
-use ngbak::runner::{history, RunnerConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -215,5 +215,5 @@ async fn history_decision(
     id: &BackupId,
     left: Duration,
 ) -> Option<String> {
-    ngbak::runner::handoff::restore_decision(runner, store.as_ref(), id, left).await.unwrap()
+    ngbak::handoff::restore_decision(runner, store.as_ref(), id, left).await.unwrap()
 }

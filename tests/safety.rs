@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
+use ngbak::backends::redis::{RedisExporter, RedisRestorer};
+use ngbak::backends::RestoreMode;
 use ngbak::pipeline::backup::{run_backup, BackupOptions};
 use ngbak::pipeline::restore::{run_restore, RestoreOptions, SafetyBackup};
-use ngbak::sources::redis::{RedisExporter, RedisRestorer};
-use ngbak::sources::RestoreMode;
 
 #[tokio::test]
 async fn a_restore_cut_halfway_is_reported_partial_and_its_safety_backup_rolls_it_back() {

@@ -22,8 +22,7 @@ pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std
     let deadline = crate::stop::deadline_within(time_left, std::time::Duration::from_secs(20));
     let _job = crate::stop::begin_job(Some(deadline), "the backup");
     let store = config.store.open().await?;
-    let handoff =
-        crate::runner::handoff::backup(store.as_ref(), request.backup_id.as_ref(), &request.backends, time_left);
+    let handoff = crate::handoff::backup(store.as_ref(), request.backup_id.as_ref(), &request.backends, time_left);
     if let Some(answer) = handoff.await? {
         return Ok(answer);
     }
@@ -45,9 +44,10 @@ pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std
                 ],
             );
             for (name, b) in &summary.backends {
-                let records =
-                    b.stats.get("keys").or(b.stats.get("entities")).or(b.stats.get("vectors")).or(b.stats.get("files"));
-                emit_metrics(&ns, &[("Backend", name)], &[("Records", "Count", records.copied().unwrap_or(0) as f64)]);
+                // Each backend says which of its statistics count its records.
+                let counted = crate::backends::describe(name).map(|d| d.record_stats).unwrap_or_default();
+                let records = counted.iter().find_map(|stat| b.stats.get(*stat)).copied().unwrap_or(0);
+                emit_metrics(&ns, &[("Backend", name)], &[("Records", "Count", records as f64)]);
             }
             let mut out = serde_json::to_value(&summary)?;
             out["status"] = json!("completed");

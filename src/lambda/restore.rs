@@ -123,7 +123,7 @@ async fn restore_locked(
     let started_at = Utc::now();
     let restorers = config.backends.restorers(&config.restore);
     // Too big for the time left: a Fargate task restores (and reports, and tags) instead.
-    let result = match crate::runner::handoff::restore(store.as_ref(), id, time_left).await {
+    let result = match crate::handoff::restore(store.as_ref(), id, time_left).await {
         Ok(Some(handed_off)) => return Ok(handed_off),
         // Every backend and the store answer, or nothing is written (as in the CLI).
         Ok(None) => {

@@ -6,9 +6,9 @@ use super::TOOL_VERSION;
 use crate::archive::compress::Compression;
 use crate::archive::format::{ArchiveHeader, FORMAT_NAME, FORMAT_VERSION, HEADER_PATH, MANIFEST_PATH};
 use crate::archive::{ArchiveDigest, ArchiveWriter, BackendManifest, EntryBody, Manifest, PendingEntry, Sidecar};
+use crate::backends::{EntrySender, Exporter};
 use crate::id::BackupId;
 use crate::progress::Progress;
-use crate::sources::{EntrySender, Exporter};
 use crate::store::{lock, ObjectStore};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -71,13 +71,22 @@ pub struct BackupSummary {
 #[error("backup {0} already exists in the store; choose another id, or delete it first")]
 pub struct AlreadyExists(pub BackupId);
 
+/// `--a, --b or --c`: the flag of every registered backend.
+fn every_backend_flag() -> String {
+    let flags: Vec<&str> = crate::backends::descriptors().iter().map(|d| d.flag).collect();
+    match flags.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => flags.join(""),
+    }
+}
+
 pub async fn run_backup(
     store: Arc<dyn ObjectStore>,
     exporters: Vec<Box<dyn Exporter>>,
     options: BackupOptions,
 ) -> Result<BackupSummary> {
     if exporters.is_empty() {
-        bail!("no backend configured: pass --redis-url, --kv-dir, --neo4j-uri or --qdrant-url (or their environment variables)");
+        bail!("no backend configured: pass {} (or their environment variables)", every_backend_flag());
     }
     let started = Instant::now();
     let created_at = Utc::now();

@@ -28,7 +28,7 @@ pub enum Job {
 /// Runs the job within `max_duration` and prints the handler's answer (one JSON document) on stdout.
 pub async fn run(job: Job, max_duration: Option<Duration>) -> Result<()> {
     let time = max_duration.unwrap_or(TASK_TIME);
-    super::handoff::mark_in_task();
+    crate::handoff::mark_in_task();
     let config = FunctionConfig::from_env().await?;
     let answer = match job {
         Job::Restore { id } => restore::handle(&config, json!({ "backup_id": id }), time).await?,

@@ -3,6 +3,9 @@
 //! Archives go up as multipart uploads with a part size that grows with the archive, so that any
 //! object up to S3's 5 TiB limit fits in its 10,000 parts with no tuning, while memory stays
 //! bounded by the bytes allowed in flight. Any failure aborts the upload.
+//!
+//! Over 500 lines on purpose: it is the one implementation of `ObjectStore` for S3, each method a
+//! few SDK calls with the error an operator can act on; split, its halves would share every type.
 
 use super::{GetObject, ObjectMeta, ObjectStore, PendingUpload, S3Options, Upload};
 use anyhow::{anyhow, bail, Context, Result};

@@ -49,7 +49,7 @@ pub fn local_store(dir: &std::path::Path) -> Arc<dyn ObjectStore> {
 }
 
 pub async fn redis() -> MultiplexedConnection {
-    ngbak::sources::redis::connect(&redis_url()).await.expect("connect to the test Redis")
+    ngbak::backends::redis::connect(&redis_url()).await.expect("connect to the test Redis")
 }
 
 /// One Redis key as read back for comparison: type, value in a canonical order, and PTTL.
@@ -232,7 +232,7 @@ pub async fn backup_sample(
     store: Arc<dyn ObjectStore>,
     options: ngbak::pipeline::backup::BackupOptions,
 ) -> anyhow::Result<ngbak::pipeline::backup::BackupSummary> {
-    let exporter = ngbak::sources::jsonkv::WorkdirExporter::new(&sample_workdir());
+    let exporter = ngbak::backends::workdir::WorkdirExporter::new(&sample_workdir());
     ngbak::pipeline::backup::run_backup(store, vec![Box::new(exporter)], options).await
 }
 
@@ -250,8 +250,8 @@ pub async fn pending_uploads(bucket: &str) -> Vec<String> {
 
 /// Settings for the Bolt test server (ArcadeDB here; a real Neo4j when NGBAK_TEST_BOLT_URI points
 /// at one), scoped to `label`.
-pub fn bolt_settings(label: &str, mode: ngbak::sources::RestoreMode) -> ngbak::sources::neo4j::Neo4jSettings {
-    ngbak::sources::neo4j::Neo4jSettings {
+pub fn bolt_settings(label: &str, mode: ngbak::backends::RestoreMode) -> ngbak::backends::neo4j::Neo4jSettings {
+    ngbak::backends::neo4j::Neo4jSettings {
         uri: required("NGBAK_TEST_BOLT_URI"),
         user: std::env::var("NGBAK_TEST_BOLT_USER").unwrap_or_else(|_| "neo4j".into()),
         password: required("NGBAK_TEST_BOLT_PASSWORD"),
@@ -264,7 +264,7 @@ pub fn bolt_settings(label: &str, mode: ngbak::sources::RestoreMode) -> ngbak::s
 }
 
 pub async fn bolt_graph() -> neo4rs::Graph {
-    let s = bolt_settings("unused", ngbak::sources::RestoreMode::Merge);
+    let s = bolt_settings("unused", ngbak::backends::RestoreMode::Merge);
     let config = neo4rs::ConfigBuilder::default()
         .uri(&s.uri)
         .user(&s.user)
@@ -317,7 +317,7 @@ pub type GraphState = (BTreeMap<String, (Vec<String>, serde_json::Map<String, se
 /// Every node labelled `label` and every relationship between two of them, item by item.
 pub async fn snapshot_graph(graph: &neo4rs::Graph, label: &str) -> GraphState {
     use neo4rs::{query, BoltType};
-    use ngbak::sources::neo4j::value;
+    use ngbak::backends::neo4j::value;
     let mut nodes = BTreeMap::new();
     let mut rows =
         graph.execute(query(&format!("MATCH (n:`{label}`) RETURN labels(n) AS l, properties(n) AS p"))).await.unwrap();

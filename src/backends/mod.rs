@@ -1,15 +1,24 @@
 //! Backends: each one exports its data as archive entries and restores them.
 //!
-//! The pipeline knows only the two traits below; a backend is one more implementation of them.
+//! Every backend is a folder with the same rooms: `mod.rs` (what it is: its settings group,
+//! its [`Descriptor`], its probe and secrets), `export.rs`, `restore.rs`, `readback.rs` (the
+//! proof that a restore equals the archive), and its protocol's client where it needs one. The
+//! pipeline knows only the [`Exporter`] and [`Restorer`] traits; the hosts know only [`Backend`]
+//! and the list below. Adding a backend: its folder, and one line in `register_backends!`.
 
-mod json_text;
-pub mod jsonkv;
-pub mod ndjson;
-pub mod neo4j;
-pub mod qdrant;
-pub mod redis;
-mod redis_reads;
-mod redis_writes;
+#[macro_use]
+mod registry;
+pub mod descriptor;
+pub mod records;
+
+register_backends! {
+    redis => redis::RedisArgs, registry::NoRestoreArgs;
+    workdir => workdir::WorkdirArgs, registry::NoRestoreArgs;
+    neo4j => neo4j::Neo4jArgs, registry::NoRestoreArgs;
+    qdrant => qdrant::QdrantArgs, qdrant::QdrantRestoreArgs;
+}
+
+pub use descriptor::{set, Backend, Descriptor};
 
 use crate::archive::{BackendManifest, EntryBody, EntryRecord, PendingEntry};
 use anyhow::{anyhow, Result};
@@ -18,7 +27,7 @@ use std::collections::BTreeMap;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
-pub use ndjson::NdjsonParts;
+pub use records::ndjson::NdjsonParts;
 
 /// Reads one backend and hands its data to the archive writer as entries.
 #[async_trait]
@@ -142,3 +151,8 @@ pub fn namespace_stat(namespace: &str) -> Option<&'static str> {
 
 /// Credentials hidden, for logs, reports and manifests (see [`crate::net::redact`]).
 pub use crate::net::redact_url;
+
+/// What the registered backend called `name` is, if this ngbak knows it.
+pub fn describe(name: &str) -> Option<&'static Descriptor> {
+    descriptors().into_iter().find(|d| d.name == name)
+}

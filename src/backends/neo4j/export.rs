@@ -4,7 +4,7 @@
 use super::schema::read_schema;
 use super::*;
 use crate::archive::{ContentDigest, EntryBody};
-use crate::sources::{redact_url, EntrySender, Exporter};
+use crate::backends::{redact_url, EntrySender, Exporter};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use neo4rs::{query, BoltType};

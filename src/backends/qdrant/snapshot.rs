@@ -7,7 +7,7 @@ use super::rest::Rest;
 use super::NAME;
 use crate::archive::format::safe_component;
 use crate::archive::{EntryBody, EntryRecord};
-use crate::sources::EntrySender;
+use crate::backends::EntrySender;
 use anyhow::{anyhow, Result};
 use futures::TryStreamExt;
 use reqwest::Method;

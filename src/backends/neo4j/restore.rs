@@ -1,5 +1,8 @@
 //! Restore: batched `UNWIND` statements by label set and relationship type.
 //!
+//! Over 500 lines on purpose: the import-key lifecycle (index, keys, leftovers, removal) and the
+//! batching it serves are one mechanism; its read-back is apart, in `readback.rs`.
+//!
 //! Relationships find their end nodes through a temporary import key, `__ngbak_src =
 //! "<run>:<archived id>"`, indexed on the scope label (or, for a whole-database restore, on an
 //! extra label `__NgbakImport`). The run token makes a key left over by an earlier, failed restore
@@ -14,9 +17,9 @@
 use super::schema::{constraint_statement, index_statement, Schema};
 use super::*;
 use crate::archive::EntryRecord;
-use crate::sources::ndjson::LineReader;
-use crate::sources::RecordSink;
-use crate::sources::Restorer;
+use crate::backends::records::ndjson::LineReader;
+use crate::backends::RecordSink;
+use crate::backends::Restorer;
 use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
 use neo4rs::{BoltList, BoltMap, BoltString, BoltType};
@@ -45,10 +48,10 @@ struct NodeBatch {
 }
 
 pub struct Neo4jRestorer {
-    settings: Neo4jSettings,
+    pub(super) settings: Neo4jSettings,
     graph: Option<Graph>,
     /// This run's token, the prefix of every import key it writes.
-    run: String,
+    pub(super) run: String,
     node_batches: BTreeMap<Vec<String>, NodeBatch>,
     rel_batches: BTreeMap<String, Vec<BoltType>>,
     stats: BTreeMap<String, u64>,
@@ -77,7 +80,7 @@ impl Neo4jRestorer {
     /// The label that carries the import key: the scope label every restored node has, or an
     /// extra temporary label for a whole-database restore. (Adding and removing a label is far
     /// costlier than a property on some servers: ArcadeDB changes the vertex's type.)
-    fn anchor(&self) -> &str {
+    pub(super) fn anchor(&self) -> &str {
         self.settings.label.as_deref().unwrap_or(IMPORT_LABEL)
     }
 
@@ -95,7 +98,7 @@ impl Neo4jRestorer {
     }
 
     /// The archived id in an import key of this run; `None` for anything else.
-    fn archived_id(&self, key: Option<String>) -> Option<i64> {
+    pub(super) fn archived_id(&self, key: Option<String>) -> Option<i64> {
         key?.strip_prefix(&self.run)?.strip_prefix(':')?.parse().ok()
     }
 
@@ -311,7 +314,7 @@ impl Neo4jRestorer {
     }
 
     /// Streams `q`'s rows and hands each to `each`.
-    async fn each_row(
+    pub(super) async fn each_row(
         &self,
         q: neo4rs::Query,
         what: &str,
@@ -378,7 +381,7 @@ impl Restorer for Neo4jRestorer {
         Ok(())
     }
 
-    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn crate::sources::Exporter>>> {
+    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn crate::backends::Exporter>>> {
         Ok(Some(Box::new(super::Neo4jExporter::new(self.settings.clone()))))
     }
 
@@ -480,54 +483,7 @@ impl Restorer for Neo4jRestorer {
     }
 
     async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
-        let anchor = cypher::quote(self.anchor())?;
-        let scope = cypher::scope(self.settings.label.as_deref())?;
-        let prefix = format!("{}:", self.run);
-        // Replace mode reads the whole scope (anything not written by this run shows up as a
-        // record with id -1); merge mode reads what this run wrote.
-        let (nodes, rels) = match self.settings.mode {
-            RestoreMode::Replace => (
-                format!("MATCH (n{scope}) RETURN n.{IMPORT_KEY} AS key, labels(n) AS labels, properties(n) AS props"),
-                format!(
-                    "MATCH (a{scope})-[r]->(b{scope}) RETURN a.{IMPORT_KEY} AS start, type(r) AS type, \
-                     b.{IMPORT_KEY} AS end, properties(r) AS props"
-                ),
-            ),
-            RestoreMode::Merge => (
-                format!(
-                    "MATCH (n:{anchor}) WHERE n.{IMPORT_KEY} STARTS WITH $p \
-                     RETURN n.{IMPORT_KEY} AS key, labels(n) AS labels, properties(n) AS props"
-                ),
-                format!(
-                    "MATCH (a:{anchor})-[r]->(b:{anchor}) WHERE r.{IMPORT_KEY} STARTS WITH $p \
-                     RETURN a.{IMPORT_KEY} AS start, type(r) AS type, b.{IMPORT_KEY} AS end, properties(r) AS props"
-                ),
-            ),
-        };
-        let props_of = |row: &neo4rs::Row| -> Result<Map<String, Value>> {
-            let BoltType::Map(p) = row.get::<BoltType>("props")? else { bail!("properties are not a map") };
-            let mut props = value::encode_map(&p)?;
-            props.remove(IMPORT_KEY);
-            Ok(props)
-        };
-        self.each_row(query(&nodes).param("p", prefix.as_str()), "reading back the restored nodes", |row| {
-            let mut labels: Vec<String> = row.get("labels")?;
-            labels.retain(|l| l != IMPORT_LABEL);
-            labels.sort();
-            let id = self.archived_id(row.get::<Option<String>>("key").ok().flatten()).unwrap_or(-1);
-            each(&serde_json::to_vec(&NodeRecord { id, labels, props: props_of(&row)? })?);
-            Ok(())
-        })
-        .await?;
-        self.each_row(query(&rels).param("p", prefix.as_str()), "reading back the restored relationships", |row| {
-            let end = |k: &str| self.archived_id(row.get::<Option<String>>(k).ok().flatten()).unwrap_or(-1);
-            let kind: String = row.get("type")?;
-            let props = props_of(&row)?;
-            let rel = CanonicalRel { kind: &kind, start: end("start"), end: end("end"), props: &props };
-            each(&serde_json::to_vec(&rel)?);
-            Ok(())
-        })
-        .await?;
+        self.read_back_records(each).await?;
         Ok(true)
     }
 

@@ -4,14 +4,14 @@
 
 use super::collection::{self, read_collection_record};
 use super::grpc::Grpc;
-use super::points::{point_of, record_of, PointRecord};
+use super::points::{point_of, PointRecord};
 use super::rest::{major_minor, Rest};
-use super::{b64, canonical, point_hash, scroll_page, snapshot, QdrantExporter, QdrantSettings, NAME, PAGE};
+use super::{b64, canonical, point_hash, snapshot, QdrantExporter, QdrantSettings, NAME, PAGE};
 use crate::archive::format::safe_component;
 use crate::archive::{BackendManifest, EntryRecord};
-use crate::sources::ndjson::LineReader;
-use crate::sources::RecordSink;
-use crate::sources::{redact_url, Exporter, RestoreMode, Restorer};
+use crate::backends::records::ndjson::LineReader;
+use crate::backends::RecordSink;
+use crate::backends::{redact_url, Exporter, RestoreMode, Restorer};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use base64::Engine;
@@ -23,17 +23,17 @@ use std::collections::{BTreeMap, HashSet};
 use tokio::io::AsyncRead;
 
 pub struct QdrantRestorer {
-    settings: QdrantSettings,
+    pub(super) settings: QdrantSettings,
     rest: Option<Rest>,
     grpc: Option<Grpc>,
     /// Collections in the archive (to refuse `--restore-as` with more than one).
     archived: Vec<String>,
     /// Points per archived collection, as the backup counted them.
     expected: BTreeMap<String, u64>,
-    stats: BTreeMap<String, u64>,
-    restored: Vec<String>,
+    pub(super) stats: BTreeMap<String, u64>,
+    pub(super) restored: Vec<String>,
     /// Merge mode, points archives: hashes of the points written, so the check reads back only those.
-    written: HashSet<u64>,
+    pub(super) written: HashSet<u64>,
 }
 
 impl QdrantRestorer {
@@ -50,7 +50,7 @@ impl QdrantRestorer {
         }
     }
 
-    fn target(&self, archived: &str) -> String {
+    pub(super) fn target(&self, archived: &str) -> String {
         self.settings.restore_as.clone().unwrap_or_else(|| archived.to_string())
     }
 
@@ -58,7 +58,7 @@ impl QdrantRestorer {
         self.rest.as_ref().ok_or_else(|| anyhow!("Qdrant restorer used before prepare"))
     }
 
-    fn grpc(&mut self) -> Result<&Grpc> {
+    pub(super) fn grpc(&mut self) -> Result<&Grpc> {
         if self.grpc.is_none() {
             self.grpc = Some(self.settings.grpc()?);
         }
@@ -253,30 +253,7 @@ impl Restorer for QdrantRestorer {
     }
 
     async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
-        if self.stats.contains_key("snapshots") {
-            return Ok(false); // checked by the point count in `finish`
-        }
-        let merge = self.settings.restore_mode == RestoreMode::Merge;
-        for c in self.restored.clone() {
-            let target = self.target(&c);
-            let mut offset = None;
-            loop {
-                let page = scroll_page(self.grpc()?, &target, offset.take())
-                    .await
-                    .with_context(|| self.settings.grpc_where())?;
-                for point in &page.result {
-                    let record = record_of(point).with_context(|| format!("a point of {target}"))?;
-                    if !merge || self.written.contains(&point_hash(&c, &record.id)) {
-                        each(&canonical(&c, &record));
-                    }
-                }
-                match page.next_page_offset {
-                    Some(next) => offset = Some(next),
-                    None => break,
-                }
-            }
-        }
-        Ok(true)
+        self.read_back_points(each).await
     }
 
     async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {

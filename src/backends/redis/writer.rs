@@ -8,9 +8,10 @@
 //! finished), that is after the reader checked the entry's size and SHA-256 against the
 //! manifest: a damaged entry is never applied, even in part.
 
-use super::ndjson::MAX_LINE;
-use super::redact_url;
-use super::redis::{key_hash, parse_record, Blob, KeyRecord, KeyValue};
+use super::client::connect;
+use super::record::{key_hash, parse_record, Blob, KeyHashes, KeyRecord, KeyValue};
+use crate::backends::records::ndjson::MAX_LINE;
+use crate::backends::redact_url;
 use anyhow::{anyhow, Context, Result};
 use redis::aio::MultiplexedConnection;
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ pub struct Tally {
     pub keys: u64,
     pub stats: BTreeMap<String, u64>,
     /// Hashes of the keys written (see `redis::key_hash`), for the check after a merge restore.
-    pub written: super::redis::KeyHashes,
+    pub written: KeyHashes,
 }
 
 /// One pipeline's worth of keys. Strings are one `SET … [PX]` each, atomic on their own; keys of
@@ -261,7 +262,7 @@ impl Writers {
         let mut lanes = Vec::with_capacity(CONNECTIONS);
         let mut lane_tasks = JoinSet::new();
         for _ in 0..CONNECTIONS {
-            let mut con = super::redis::connect(url).await?;
+            let mut con = connect(url).await?;
             let (tx, mut rx) = mpsc::channel::<Batch>(LANE_DEPTH);
             let url = redact_url(url);
             lane_tasks.spawn(async move {

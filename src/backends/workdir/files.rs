@@ -1,26 +1,18 @@
-//! nano-graphrag's working directory: its default JSON key-value store (`kv_store_<ns>.json`),
-//! and beside it the GraphML graph and the nano-vectordb files it writes by default.
-//!
-//! Files go into the archive byte for byte, streamed with their known size (never loaded whole);
-//! they are parsed once on the side only to count documents. Restore writes each file to a
-//! temporary name, checks its SHA-256, fsyncs and renames it into place.
+//! The files of a nano-graphrag working directory that ngbak knows: which they are, what they
+//! hold (counted without loading them), and their canonical form for the content digest.
 
-use super::{namespace_stat, EntrySender, Exporter, RestoreMode, Restorer};
 use crate::archive::hashing::HashingReader;
-use crate::archive::{BackendManifest, EntryBody, EntryRecord};
-use crate::sources::RecordSink;
+use crate::archive::EntryRecord;
+use crate::backends::namespace_stat;
 use anyhow::{bail, Context, Result};
-use async_trait::async_trait;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use tokio::io::AsyncRead;
-
-pub const NAME: &str = "jsonkv";
 
 /// The files of a nano-graphrag working directory that ngbak knows.
 #[derive(Clone, Debug, PartialEq)]
-enum FileKind {
+pub(super) enum FileKind {
     /// `kv_store_<namespace>.json`: one JSON object `{id: document}`.
     Kv(String),
     /// `vdb_<namespace>.json`: nano-vectordb's vectors.
@@ -30,7 +22,7 @@ enum FileKind {
 }
 
 impl FileKind {
-    fn of(file_name: &str) -> Option<Self> {
+    pub(super) fn of(file_name: &str) -> Option<Self> {
         if let Some(ns) = file_name.strip_prefix("kv_store_").and_then(|r| r.strip_suffix(".json")) {
             return (!ns.is_empty()).then(|| FileKind::Kv(ns.to_string()));
         }
@@ -40,7 +32,7 @@ impl FileKind {
         file_name.ends_with(".graphml").then_some(FileKind::Graph)
     }
 
-    fn folder(&self) -> &'static str {
+    pub(super) fn folder(&self) -> &'static str {
         match self {
             FileKind::Kv(_) => "kv/json",
             FileKind::Vectors => "vector/nano-vectordb",
@@ -55,7 +47,7 @@ fn plain_name(name: &str) -> bool {
 }
 
 /// Counts what a file holds: documents for KV files, vectors, nodes and edges.
-fn count_file(path: &Path, kind: &FileKind) -> Result<BTreeMap<String, u64>> {
+pub(super) fn count_file(path: &Path, kind: &FileKind) -> Result<BTreeMap<String, u64>> {
     let mut stats = BTreeMap::new();
     let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     match kind {
@@ -162,24 +154,14 @@ fn count_graphml(mut reader: impl std::io::Read) -> Result<(u64, u64)> {
     }
 }
 
-pub struct WorkdirExporter {
-    dir: PathBuf,
-}
-
-impl WorkdirExporter {
-    pub fn new(dir: &Path) -> Self {
-        WorkdirExporter { dir: dir.to_path_buf() }
-    }
-}
-
 /// The files of a working directory that ngbak knows (name and kind), and the names of the others,
 /// sorted by name.
-struct Listing {
-    known: Vec<(String, FileKind)>,
-    other: Vec<String>,
+pub(super) struct Listing {
+    pub(super) known: Vec<(String, FileKind)>,
+    pub(super) other: Vec<String>,
 }
 
-fn known_files(dir: &Path) -> Result<Listing> {
+pub(super) fn known_files(dir: &Path) -> Result<Listing> {
     let mut known = Vec::new();
     let mut other = Vec::new();
     let listing = std::fs::read_dir(dir)
@@ -197,159 +179,8 @@ fn known_files(dir: &Path) -> Result<Listing> {
     Ok(Listing { known, other })
 }
 
-#[async_trait]
-impl Exporter for WorkdirExporter {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn kind(&self) -> &'static str {
-        "kv"
-    }
-
-    async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest> {
-        let dir = self.dir.clone();
-        let Listing { known: files, other: skipped } = tokio::task::spawn_blocking(move || known_files(&dir)).await??;
-        let mut manifest = BackendManifest { kind: "kv".into(), ..Default::default() };
-        for (name, kind) in &files {
-            let path = self.dir.join(name);
-            let counted = {
-                let (p, k) = (path.clone(), kind.clone());
-                tokio::task::spawn_blocking(move || count_file(&p, &k)).await?
-            };
-            match counted {
-                Ok(stats) => {
-                    for (k, v) in stats {
-                        *manifest.stats.entry(k).or_default() += v;
-                    }
-                }
-                Err(e) => manifest.warnings.push(format!("{name} could not be parsed ({e}); it was archived as it is")),
-            }
-            let file = tokio::fs::File::open(&path).await.with_context(|| format!("opening {}", path.display()))?;
-            let size = file.metadata().await?.len();
-            let records = match kind {
-                FileKind::Kv(ns) => {
-                    manifest.stats.get(namespace_stat(ns).unwrap_or("documents_other")).copied().unwrap_or(0)
-                }
-                _ => 0,
-            };
-            let entry_path = format!("{}/{name}", kind.folder());
-            let reader = Box::new(tokio::io::BufReader::with_capacity(FILE_BUFFER, file));
-            out.send(entry_path, records, EntryBody::Stream { size, reader }).await?;
-        }
-        manifest.stats.insert("files".into(), files.len() as u64);
-        for w in &manifest.warnings {
-            tracing::warn!(backend = NAME, "{w}");
-        }
-        manifest.details = serde_json::json!({ "dir": self.dir, "files": files.iter().map(|f| &f.0).collect::<Vec<_>>(), "not_included": skipped });
-        Ok(manifest)
-    }
-}
-
-pub struct WorkdirRestorer {
-    dir: PathBuf,
-    mode: RestoreMode,
-    written: BTreeSet<String>,
-    stats: BTreeMap<String, u64>,
-}
-
-impl WorkdirRestorer {
-    pub fn new(dir: &Path, mode: RestoreMode) -> Self {
-        WorkdirRestorer { dir: dir.to_path_buf(), mode, written: BTreeSet::new(), stats: BTreeMap::new() }
-    }
-}
-
-#[async_trait]
-impl Restorer for WorkdirRestorer {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn target(&self) -> String {
-        self.dir.display().to_string()
-    }
-
-    async fn prepare(&mut self, _backend: &BackendManifest) -> Result<()> {
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .with_context(|| format!("creating the working directory {}", self.dir.display()))
-    }
-
-    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn Exporter>>> {
-        let exists = tokio::fs::metadata(&self.dir).await.is_ok_and(|m| m.is_dir());
-        Ok(exists.then(|| Box::new(WorkdirExporter::new(&self.dir)) as Box<dyn Exporter>))
-    }
-
-    async fn check_entry(
-        &mut self,
-        entry: &EntryRecord,
-        body: &mut (dyn AsyncRead + Send + Unpin),
-        each: &mut RecordSink<'_>,
-    ) -> Result<()> {
-        let (name, _) = file_of(entry)?;
-        let (sha256, size) = copy_hashed(body, &mut tokio::io::sink()).await?;
-        each(&canonical(&name, &sha256, size));
-        Ok(())
-    }
-
-    async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
-        // Replace mode: every nano-graphrag file in the directory; merge mode: the files written.
-        let dir = self.dir.clone();
-        let present = tokio::task::spawn_blocking(move || known_files(&dir)).await??.known;
-        for (name, _) in present {
-            if self.mode == RestoreMode::Merge && !self.written.contains(&name) {
-                continue;
-            }
-            let path = self.dir.join(&name);
-            let file =
-                tokio::fs::File::open(&path).await.with_context(|| format!("reading back {}", path.display()))?;
-            let mut file = tokio::io::BufReader::with_capacity(FILE_BUFFER, file);
-            let (sha256, size) = copy_hashed(&mut file, &mut tokio::io::sink()).await?;
-            each(&canonical(&name, &sha256, size));
-        }
-        Ok(true)
-    }
-
-    async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        let (name, kind) = file_of(entry)?;
-        let target = self.dir.join(&name);
-        let temp = self.dir.join(format!(".{name}.ngbak-{}", uuid::Uuid::new_v4().simple()));
-        let written = write_checked(&temp, body, entry).await;
-        if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(e.context(format!("restoring {}", target.display())));
-        }
-        let (p, k) = (temp.clone(), kind.clone());
-        if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || count_file(&p, &k)).await {
-            for (k, v) in stats {
-                *self.stats.entry(k).or_default() += v;
-            }
-        }
-        tokio::fs::rename(&temp, &target)
-            .await
-            .with_context(|| format!("moving the restored file to {}", target.display()))?;
-        tokio::fs::File::open(&self.dir).await?.sync_all().await?;
-        self.written.insert(name);
-        Ok(())
-    }
-
-    async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {
-        if self.mode == RestoreMode::Replace {
-            let dir = self.dir.clone();
-            let present = tokio::task::spawn_blocking(move || known_files(&dir)).await??.known;
-            for (name, _) in present.into_iter().filter(|(n, _)| !self.written.contains(n)) {
-                tokio::fs::remove_file(self.dir.join(&name)).await?;
-                tracing::info!(file = %name, "replace mode: removed a file the archive does not hold");
-            }
-        }
-        let mut stats = std::mem::take(&mut self.stats);
-        stats.insert("files".into(), self.written.len() as u64);
-        Ok(stats)
-    }
-}
-
 /// The file an entry restores, refusing entries outside the folder their kind belongs in.
-fn file_of(entry: &EntryRecord) -> Result<(String, FileKind)> {
+pub(super) fn file_of(entry: &EntryRecord) -> Result<(String, FileKind)> {
     let name = entry.path.rsplit('/').next().unwrap_or_default().to_string();
     match FileKind::of(&name).filter(|k| plain_name(&name) && entry.path == format!("{}/{name}", k.folder())) {
         Some(kind) => Ok((name, kind)),
@@ -361,33 +192,21 @@ fn file_of(entry: &EntryRecord) -> Result<(String, FileKind)> {
 /// on a blocking thread, and the tar and copy loops move 8 KiB at a time: unbuffered, a 167 MB
 /// file took 21,000 thread hand-offs (46,000 context switches, 1.3 s; with two compressing
 /// threads competing for the cores, 1.9 s).
-const FILE_BUFFER: usize = 1 << 20;
+pub(super) const FILE_BUFFER: usize = 1 << 20;
 
 /// A file's canonical form for the content digest (FORMAT.md): its name, SHA-256 and size.
-fn canonical(name: &str, sha256: &str, size: u64) -> Vec<u8> {
+pub(super) fn canonical(name: &str, sha256: &str, size: u64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "file": name, "sha256": sha256, "size": size })).expect("serialises")
 }
 
 /// Copies `from` into `to`, returning the SHA-256 and size of what passed.
-async fn copy_hashed(
+pub(super) async fn copy_hashed(
     from: &mut (dyn AsyncRead + Send + Unpin),
     to: &mut (impl tokio::io::AsyncWrite + Unpin),
 ) -> Result<(String, u64)> {
     let mut hashing = HashingReader::new(from);
     tokio::io::copy(&mut hashing, to).await?;
     Ok(hashing.into_tally().finish())
-}
-
-/// Copies `body` into a new file at `path`, checks size and SHA-256 against `entry`, fsyncs.
-async fn write_checked(path: &Path, body: &mut (dyn AsyncRead + Send + Unpin), entry: &EntryRecord) -> Result<()> {
-    let mut file = tokio::io::BufWriter::with_capacity(FILE_BUFFER, tokio::fs::File::create(path).await?);
-    let (sha256, size) = copy_hashed(body, &mut file).await?;
-    if sha256 != entry.sha256 || size != entry.size {
-        bail!("the bytes read do not match the manifest (SHA-256 {sha256}, expected {})", entry.sha256);
-    }
-    tokio::io::AsyncWriteExt::flush(&mut file).await?;
-    file.get_mut().sync_all().await?;
-    Ok(())
 }
 
 #[cfg(test)]

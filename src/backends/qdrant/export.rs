@@ -7,7 +7,7 @@ use super::points::record_of;
 use super::{b64, canonical, collections, scroll_page, snapshot, CaptureMode, QdrantSettings, NAME};
 use crate::archive::format::safe_component;
 use crate::archive::{BackendManifest, ContentDigest, EntryBody};
-use crate::sources::{redact_url, EntrySender, Exporter};
+use crate::backends::{redact_url, EntrySender, Exporter};
 use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
 use base64::Engine;

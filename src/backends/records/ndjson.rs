@@ -2,8 +2,8 @@
 //!
 //! The format never needs a length before it has the bytes, and memory holds at most one part.
 
-use super::EntrySender;
 use crate::archive::EntryBody;
+use crate::backends::EntrySender;
 use anyhow::Result;
 use bytes::Bytes;
 use serde::Serialize;

@@ -1,0 +1,195 @@
+//! Redis restore: each key written exactly (strings with one SET, other types deleted, recreated
+//! and expired in MULTI/EXEC) over several connections (see [`super::writer`]), after a probe of
+//! the target's DUMP version; the read-back is [`super::readback`].
+
+use super::client::{connect, ReadConnection, Scanner};
+use super::export::RedisExporter;
+use super::record::{count_key, parse_record, CanonicalLines, KeyHashes, KeyValue, MAX_PRESIZED_KEYS};
+use super::writer::{Tally, Writers};
+use super::NAME;
+use crate::archive::{BackendManifest, EntryRecord};
+use crate::backends::records::ndjson::LineReader;
+use crate::backends::{redact_url, Exporter, RecordSink, RestoreMode, Restorer};
+use anyhow::{anyhow, bail, Context, Result};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Largest Redis part a restore reads (a part is 8 MiB by default, at most 128 MiB with
+/// `--part-mib`, plus one record of at most 64 MiB).
+const MAX_PART: u64 = 192 << 20;
+
+/// Refuses a part larger than [`MAX_PART`] (before it is read, where its size is known).
+fn part_fits(path: &str, size: u64) -> Result<()> {
+    if size > MAX_PART {
+        bail!("{path} has {size} bytes; a Redis part may have at most {} MiB (FORMAT.md)", MAX_PART >> 20);
+    }
+    Ok(())
+}
+
+pub struct RedisRestorer {
+    url: String,
+    patterns: Vec<String>,
+    mode: RestoreMode,
+    writers: Option<Writers>,
+    /// Merge mode: hashes of the keys written, so the check reads back only those.
+    written: KeyHashes,
+    /// Keys written, to size the check's set of keys seen.
+    keys_written: u64,
+    /// The RDB version of the target's `DUMP` format, learnt in `preflight`.
+    server_rdb: Option<u16>,
+    /// Canonical lines of the records being checked (a list's position spans its pages).
+    lines: CanonicalLines,
+}
+
+impl RedisRestorer {
+    pub fn new(url: &str, patterns: &[String], mode: RestoreMode) -> Self {
+        RedisRestorer {
+            url: url.to_string(),
+            patterns: patterns.to_vec(),
+            mode,
+            writers: None,
+            written: KeyHashes::default(),
+            keys_written: 0,
+            server_rdb: None,
+            lines: CanonicalLines::default(),
+        }
+    }
+
+    fn writers(&mut self) -> Result<&mut Writers> {
+        self.writers.as_mut().ok_or_else(|| anyhow!("Redis restorer used before prepare"))
+    }
+}
+
+#[async_trait]
+impl Restorer for RedisRestorer {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn target(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    async fn prepare(&mut self, _backend: &BackendManifest) -> Result<()> {
+        if self.mode == RestoreMode::Replace {
+            let rc = ReadConnection::open(&self.url).await?;
+            let mut deleted = 0u64;
+            let mut scanner = Scanner::new(&self.patterns);
+            while let Some(keys) = scanner.next_batch(&rc).await? {
+                if keys.is_empty() {
+                    continue;
+                }
+                let n: u64 = rc.once("clearing keys before replace (UNLINK)", redis::cmd("UNLINK").arg(keys)).await?;
+                deleted += n;
+            }
+            tracing::info!(deleted, patterns = ?self.patterns, "replace mode: cleared Redis keys before restore");
+        }
+        self.writers = Some(Writers::connect(&self.url).await?);
+        Ok(())
+    }
+
+    /// Releases the previous entry to the writers (the reader checked it before handing out this
+    /// one), then reads this entry (one part, bounded by the part size) and has it parsed while
+    /// the writers work.
+    async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
+        part_fits(&entry.path, entry.size)?;
+        // One byte over the size: reading to the end then never doubles the buffer.
+        let mut bytes = Vec::with_capacity(entry.size as usize + 1);
+        body.take(MAX_PART + 1).read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
+        self.restore_checked(entry, bytes).await
+    }
+
+    /// Takes the checked bytes as they are (no copy), releases the previous entry to the writers,
+    /// and has this one parsed while they work.
+    async fn restore_checked(&mut self, entry: &EntryRecord, bytes: Vec<u8>) -> Result<()> {
+        part_fits(&entry.path, bytes.len() as u64)?;
+        self.writers()?.release().await?;
+        self.writers()?.parse(bytes, entry.path.clone(), count_key);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<BTreeMap<String, u64>> {
+        let Tally { keys, mut stats, written } = match self.writers.as_mut() {
+            Some(writers) => writers.finish().await?,
+            None => Tally::default(),
+        };
+        if self.mode == RestoreMode::Merge {
+            self.written = written;
+        }
+        self.keys_written = keys;
+        stats.insert("keys".into(), keys);
+        Ok(stats)
+    }
+
+    async fn preflight(&mut self, _backend: &BackendManifest) -> Result<()> {
+        let mut con = connect(&self.url).await?;
+        // The target's DUMP format version, from a probe key of its own: a DUMP of a newer
+        // version cannot be loaded, and is refused before anything is written.
+        let probe = format!("__ngbak_probe:{}", uuid::Uuid::new_v4().simple());
+        let (dump,): (Vec<u8>,) = redis::pipe()
+            .cmd("SET")
+            .arg(&probe)
+            .arg("x")
+            .arg("PX")
+            .arg(60_000)
+            .ignore()
+            .cmd("DUMP")
+            .arg(&probe)
+            .cmd("DEL")
+            .arg(&probe)
+            .ignore()
+            .query_async(&mut con)
+            .await
+            .with_context(|| {
+                format!("checking Redis at {} (SET, DUMP and DEL of a probe key)", redact_url(&self.url))
+            })?;
+        self.server_rdb = rdb_version(&dump);
+        Ok(())
+    }
+
+    async fn safety_exporter(&mut self) -> Result<Option<Box<dyn Exporter>>> {
+        Ok(Some(Box::new(RedisExporter::new(&self.url, &self.patterns))))
+    }
+
+    async fn check_entry(
+        &mut self,
+        entry: &EntryRecord,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+        each: &mut RecordSink<'_>,
+    ) -> Result<()> {
+        let mut lines = LineReader::new(body);
+        while let Some(line) = lines.next_line().await? {
+            let record = parse_record(line, &entry.path)?;
+            if let (KeyValue::Dump(payload), Some(server)) = (&record.value, self.server_rdb) {
+                let version = rdb_version(&payload.clone().into_bytes()?);
+                if version.is_some_and(|v| v > server) {
+                    bail!(
+                        "key {:?} is archived as a DUMP of RDB version {}, which the target Redis (RDB version \
+                         {server}) cannot load: restore into a Redis at least as new as the one backed up",
+                        record.key,
+                        version.unwrap_or_default()
+                    );
+                }
+            }
+            for line in self.lines.of(&record) {
+                each(&line);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
+        // Replace mode: every key in scope; merge mode: the keys this restore wrote.
+        let only = (self.mode == RestoreMode::Merge).then(|| self.written.clone());
+        let keys = self.keys_written.min(MAX_PRESIZED_KEYS) as usize;
+        super::readback::read_back(&self.url, &self.patterns, keys, only, each).await?;
+        Ok(true)
+    }
+}
+
+/// The RDB version in a `DUMP` payload's footer (two little-endian bytes before the CRC-64).
+fn rdb_version(dump: &[u8]) -> Option<u16> {
+    let n = dump.len();
+    (n >= 10).then(|| u16::from_le_bytes([dump[n - 10], dump[n - 9]]))
+}

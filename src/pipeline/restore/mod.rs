@@ -1,0 +1,134 @@
+//! Verify and restore.
+//!
+//! A restore reads the archive twice: a first full pass proves it matches its sidecar (size,
+//! SHA-256, every entry) before any backend is touched; the second pass, pinned to the same
+//! object version, streams the entries into the backends. Nothing is staged on disk.
+//!
+//! The steps, one room each: `plan` (which backends, each target checked), `verify` (the
+//! verification pass), `safety` (the rollback point), `write` (the writing pass), `readback`
+//! (the proof that the restored state equals the archive) and `report` (what the restore tells,
+//! also after a failure).
+
+mod plan;
+mod readback;
+mod report;
+mod safety;
+mod verify;
+mod write;
+
+pub use report::{outcome_document, rollback_command, BackendReport, PartialRestore, RestoreReport, WrittenSoFar};
+pub use verify::{load_sidecar, verify, VerifyReport};
+
+use crate::backends::Restorer;
+use crate::id::BackupId;
+use crate::store::ObjectStore;
+use anyhow::{bail, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+use verify::Verified;
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Restore only these backends (names as in the manifest); all when empty.
+    pub only: BTreeSet<String>,
+    /// Verify and report what would be written; write nothing.
+    pub dry_run: bool,
+    /// Skip reading the restored state back to prove it equals the archive (`--no-verify-restored`).
+    pub skip_verify_restored: bool,
+    /// Back up what the restore will overwrite, before it writes (the rollback point).
+    pub safety_backup: Option<SafetyBackup>,
+}
+
+/// Where the safety backup goes (the CLI and the functions use the restore's own store).
+#[derive(Clone)]
+pub struct SafetyBackup {
+    pub store: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for SafetyBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SafetyBackup({})", self.store.url())
+    }
+}
+
+/// Verifies the archive, then restores it into `restorers`, then reads the restored state back.
+pub async fn run_restore(
+    store: &dyn ObjectStore,
+    id: &BackupId,
+    mut restorers: Vec<Box<dyn Restorer>>,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let sidecar = load_sidecar(store, id).await?;
+    let manifest = &sidecar.manifest;
+    let skipped = plan::select(id, manifest, &options.only, &mut restorers)?;
+    plan::preflight(manifest, &mut restorers).await?;
+    let (checked, etag, expected_digests) = verify::verification_pass(store, id, &sidecar, &mut restorers).await?;
+
+    let mut backends = BTreeMap::new();
+    for r in &restorers {
+        let expected = manifest.backends[r.name()].stats.clone();
+        let report = BackendReport {
+            target: r.target(),
+            expected,
+            restored: BTreeMap::new(),
+            verified: None,
+            digest_expected: expected_digests[r.name()],
+            digest_found: None,
+        };
+        backends.insert(r.name().to_string(), report);
+    }
+    let verified = Verified { store, id, sidecar: &sidecar, etag: etag.as_deref() };
+    let mut verify_seconds = 0.0;
+    let safety_started = Instant::now();
+    let safety = match (&options.safety_backup, options.dry_run) {
+        (Some(safety), false) => safety::take_safety_backup(safety, id, &mut restorers).await?,
+        _ => None,
+    };
+    let safety_seconds = safety_started.elapsed().as_secs_f64();
+    if !options.dry_run {
+        let written = write_and_check(&verified, &mut restorers, &mut backends, options, safety.as_ref()).await;
+        let mut cleanup_errors = Vec::new();
+        for r in restorers.iter_mut() {
+            if let Err(e) = r.cleanup().await {
+                cleanup_errors.push(format!("{}: {e:#}", r.name()));
+            }
+        }
+        verify_seconds = written?;
+        if !cleanup_errors.is_empty() {
+            bail!(
+                "the restore was written and verified, but removing its temporary data failed: {}. \
+                 Run the restore again to remove it",
+                cleanup_errors.join("; ")
+            );
+        }
+    }
+    Ok(RestoreReport {
+        backup_id: id.clone(),
+        dry_run: options.dry_run,
+        verified: true,
+        archive_sha256: checked.archive_sha256,
+        backends,
+        skipped,
+        seconds: started.elapsed().as_secs_f64(),
+        verify_restored_seconds: verify_seconds,
+        safety_backup: safety,
+        safety_backup_seconds: safety_seconds,
+    })
+}
+
+/// The write pass and the read-back check; returns the seconds the check took.
+async fn write_and_check(
+    verified: &Verified<'_>,
+    restorers: &mut [Box<dyn Restorer>],
+    backends: &mut BTreeMap<String, BackendReport>,
+    options: &RestoreOptions,
+    safety: Option<&BackupId>,
+) -> Result<f64> {
+    write::write_pass(verified, restorers, backends, safety).await?;
+    if options.skip_verify_restored {
+        return Ok(0.0);
+    }
+    readback::check_restored(verified, restorers, backends, safety).await
+}

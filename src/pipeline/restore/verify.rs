@@ -1,0 +1,139 @@
+//! Before any write: the sidecar read and checked, and the verification pass, which reads the
+//! whole archive against its sidecar and has each restorer parse every record it would write,
+//! adding up each backend's content digest.
+
+use crate::archive::reader::{read_archive, CheckOnly, EntryVisitor, ReadReport};
+use crate::archive::{ContentDigest, EntryRecord, Sidecar};
+use crate::backends::Restorer;
+use crate::id::BackupId;
+use crate::stop::or_stop;
+use crate::store::{get_bytes, ObjectStore};
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tokio::io::AsyncRead;
+
+/// Reads and parses the sidecar of a backup.
+pub async fn load_sidecar(store: &dyn ObjectStore, id: &BackupId) -> Result<Sidecar> {
+    let bytes = match get_bytes(store, &id.sidecar_key()).await {
+        Ok(b) => b,
+        Err(e) => {
+            if store.head(&id.sidecar_key()).await.ok().flatten().is_some() {
+                return Err(e.context(format!("reading the sidecar of backup {id}")));
+            }
+            if store.head(&id.archive_key()).await.ok().flatten().is_some() {
+                bail!(
+                    "no sidecar: backup {id} has an archive in {} but no sidecar {} (uploaded by hand, or a \
+                     backup that did not finish). Nothing was restored. Run `ngbak --store {} import {id}` to \
+                     verify the archive against its own manifest and write its sidecar, then restore (or tag) it again",
+                    store.url(),
+                    id.sidecar_key(),
+                    store.url()
+                );
+            }
+            bail!("no backup {id} in {} (run `ngbak list` to see the backups there)", store.url());
+        }
+    };
+    let sidecar: Sidecar = serde_json::from_slice(&bytes)
+        .with_context(|| format!("the sidecar {} is not a valid ngbak manifest", id.sidecar_key()))?;
+    if &sidecar.manifest.backup_id != id || sidecar.archive.key != id.archive_key() {
+        bail!("the sidecar {} describes backup {}, not {id}", id.sidecar_key(), sidecar.manifest.backup_id);
+    }
+    Ok(sidecar)
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub backup_id: BackupId,
+    pub ok: bool,
+    pub entries: usize,
+    pub archive_bytes: u64,
+    pub archive_sha256: String,
+    /// The version (ETag) that was read.
+    #[serde(skip)]
+    pub etag: Option<String>,
+}
+
+/// Reads the whole archive and checks it against its sidecar, entry by entry and as a whole.
+pub async fn verify(store: &dyn ObjectStore, id: &BackupId) -> Result<(Sidecar, VerifyReport)> {
+    let sidecar = load_sidecar(store, id).await?;
+    let object = store.get(&id.archive_key(), None).await?;
+    let etag = object.meta.etag.clone();
+    let ReadReport { entries, archive_bytes, archive_sha256 } =
+        read_archive(object.body, &sidecar, &mut CheckOnly).await?;
+    let report = VerifyReport { backup_id: id.clone(), ok: true, entries, archive_bytes, archive_sha256, etag };
+    Ok((sidecar, report))
+}
+
+/// The archive as verified: where it is, and the version (ETag) every later read is pinned to.
+#[derive(Clone, Copy)]
+pub(super) struct Verified<'a> {
+    pub(super) store: &'a dyn ObjectStore,
+    pub(super) id: &'a BackupId,
+    pub(super) sidecar: &'a Sidecar,
+    pub(super) etag: Option<&'a str>,
+}
+
+/// The verification pass over `restorers` (each parses its own entries); returns what was read
+/// and, per backend, the content digest its restored state must read back as (`None` when the
+/// archive gives nothing to compare with).
+pub(super) async fn verification_pass(
+    store: &dyn ObjectStore,
+    id: &BackupId,
+    sidecar: &Sidecar,
+    restorers: &mut Vec<Box<dyn Restorer>>,
+) -> Result<(ReadReport, Option<String>, BTreeMap<String, Option<ContentDigest>>)> {
+    let manifest = &sidecar.manifest;
+    tracing::info!(backup_id = %id, "verifying the archive and every record before touching any backend");
+    let object = store.get(&id.archive_key(), None).await?;
+    let etag = object.meta.etag.clone();
+    let mut checking = Checking { restorers, digests: BTreeMap::new() };
+    let checked = or_stop(read_archive(object.body, sidecar, &mut checking))
+        .await
+        .context("verifying the archive (nothing was written)")?;
+    let parsed = std::mem::take(&mut checking.digests);
+    let mut expected_digests = BTreeMap::new();
+    for r in restorers.iter() {
+        let name = r.name();
+        let from_records = parsed.get(name).copied().unwrap_or_default();
+        let expected = match manifest.backends[name].content_digest {
+            Some(recorded) if recorded.records > 0 || from_records.records > 0 => {
+                if from_records != recorded {
+                    bail!(
+                        "the {name} records of backup {id} read back as {from_records:?}, but the backup \
+                         recorded {recorded:?}: this ngbak would not restore them exactly. Nothing was \
+                         restored; report this as a bug, and restore with the ngbak version that made the backup"
+                    );
+                }
+                Some(recorded)
+            }
+            Some(recorded) => Some(recorded),
+            // An archive of an older ngbak: what its records parse to is what must come back.
+            None => (from_records.records > 0).then_some(from_records),
+        };
+        expected_digests.insert(name.to_string(), expected);
+    }
+    tracing::info!(backup_id = %id, entries = checked.entries, sha256 = %checked.archive_sha256, "archive verified");
+    Ok((checked, etag, expected_digests))
+}
+
+/// The verification pass: each selected backend's restorer parses its entries as the write pass
+/// would, and the canonical records add up to that backend's content digest.
+struct Checking<'a> {
+    restorers: &'a mut Vec<Box<dyn Restorer>>,
+    digests: BTreeMap<String, ContentDigest>,
+}
+
+#[async_trait]
+impl EntryVisitor for Checking<'_> {
+    async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
+        if let Some(r) = self.restorers.iter_mut().find(|r| r.name() == record.backend) {
+            let digest = self.digests.entry(record.backend.clone()).or_default();
+            r.check_entry(record, body, &mut |canonical: &[u8]| digest.add(canonical)).await.with_context(|| {
+                format!("{} in backup holds a record that cannot be restored; nothing was restored", record.path)
+            })?;
+        }
+        Ok(())
+    }
+}
