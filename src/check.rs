@@ -51,7 +51,8 @@ pub async fn preflight(store: &dyn ObjectStore, backends: &BackendArgs, only: &[
         .filter(|c| !c.ok)
         .map(|c| format!("{} ({}): {}", c.name, c.target, c.error.as_deref().unwrap_or("failed")))
         .collect();
-    Err(anyhow!("preflight failed, nothing was read or written: {}", failed.join("; ")))
+    let message = format!("preflight failed, nothing was read or written: {}", failed.join("; "));
+    Err(crate::failure::FailureKind::BackendUnavailable.marked(message).into())
 }
 
 /// As [`run`], limited to the backends named in `only` (all when empty).

@@ -131,8 +131,8 @@ pub enum Command {
     /// Print a time-limited download URL for a backup's archive.
     Presign {
         id: BackupId,
-        /// Seconds the URL stays valid (max 604800).
-        #[arg(long, default_value_t = 3600)]
+        /// Seconds the URL stays valid: 1 to 604800 (7 days), what S3 accepts.
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
         expires: u64,
     },
 }
@@ -210,13 +210,16 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
                 .await?
                 {
                     Ok(lock) => Some(lock),
-                    Err(held) => anyhow::bail!(
-                        "another restore is running in {} ({}, lock expires {}); wait for it to finish, or take \
-                         over a lock left by a killed run with --force",
-                        store.url(),
-                        held.holder,
-                        held.expires_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "unknown".into())
-                    ),
+                    Err(held) => {
+                        let message = format!(
+                            "another restore is running in {} ({}, lock expires {}); wait for it to finish, or \
+                             take over a lock left by a killed run with --force",
+                            store.url(),
+                            held.holder,
+                            held.expires_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "unknown".into())
+                        );
+                        return Err(crate::failure::FailureKind::LockHeld.marked(message).into());
+                    }
                 }
             };
             let started_at = chrono::Utc::now();

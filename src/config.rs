@@ -6,7 +6,7 @@ use crate::backends::{Backend, BackendRestoreArgs, Exporter, RestoreMode, Restor
 use crate::pipeline::backup::BackupOptions;
 use crate::pipeline::restore::RestoreOptions;
 use crate::store::{self, ObjectStore, S3Options};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::sync::Arc;
 
@@ -25,7 +25,8 @@ pub struct StoreArgs {
 impl StoreArgs {
     pub async fn open(&self) -> Result<Arc<dyn ObjectStore>> {
         let Some(url) = set(&self.store) else {
-            bail!("no store given: pass --store s3://bucket/prefix or a directory (or set NGBAK_STORE)");
+            let message = "no store given: pass --store s3://bucket/prefix or a directory (or set NGBAK_STORE)";
+            return Err(crate::failure::FailureKind::ConfigurationError.marked(message).into());
         };
         store::open(url, &S3Options { kms_key_id: set(&self.kms_key_id).map(str::to_string), endpoint: None }).await
     }
@@ -47,7 +48,8 @@ impl BackendArgs {
         if !only.is_empty() {
             for name in only {
                 if !out.iter().any(|e| e.name() == name) {
-                    bail!("backend {name:?} was asked for but is not configured");
+                    let message = format!("backend {name:?} was asked for but is not configured");
+                    return Err(crate::failure::FailureKind::ConfigurationError.marked(message).into());
                 }
             }
             out.retain(|e| only.iter().any(|n| n == e.name()));

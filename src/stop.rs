@@ -7,6 +7,7 @@
 //! exits at once.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -171,6 +172,10 @@ pub fn install_signal_handlers() {
                 _ = term.recv() => ("SIGTERM", 15),
             };
             seen += 1;
+            if FUNCTION_HOST.load(Ordering::SeqCst) && INVOCATIONS.load(Ordering::SeqCst) == 0 {
+                eprintln!("ngbak: {name} received while no invocation runs: nothing to clean up, exiting");
+                std::process::exit(0);
+            }
             if seen > 1 {
                 eprintln!("ngbak: second signal ({name}): exiting now, without cleaning up");
                 std::process::exit(128 + number);
@@ -179,4 +184,48 @@ pub fn install_signal_handlers() {
             PROCESS.cancel(format!("{name} received"), Some(number));
         }
     });
+}
+
+/// Set by a Lambda function's host: a signal while no invocation runs ends the process at once.
+static FUNCTION_HOST: AtomicBool = AtomicBool::new(false);
+/// Invocations running in this process (a function runs one at a time).
+static INVOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static INVOCATION_ENDED: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+/// Time left, after a stopped invocation ended, for its answer to reach the Runtime API.
+const ANSWER_GRACE: Duration = Duration::from_millis(500);
+
+/// For a Lambda function's process: from now on a SIGTERM or SIGINT while no invocation runs
+/// exits at once with status 0 (there is nothing to clean up; the runtime would otherwise wait
+/// for the next event).
+pub fn exit_when_signalled_idle() {
+    FUNCTION_HOST.store(true, Ordering::SeqCst);
+}
+
+/// One invocation running, until dropped.
+pub struct Invocation(());
+
+impl Drop for Invocation {
+    fn drop(&mut self) {
+        INVOCATIONS.fetch_sub(1, Ordering::SeqCst);
+        INVOCATION_ENDED.notify_waiters();
+    }
+}
+
+pub fn begin_invocation() -> Invocation {
+    INVOCATIONS.fetch_add(1, Ordering::SeqCst);
+    Invocation(())
+}
+
+/// Resolves once a signal stopped the process's jobs and no invocation runs any more, leaving
+/// the last one's answer a moment to be sent: the function's host then ends.
+pub async fn stopped_after_invocation() {
+    PROCESS.token.cancelled().await;
+    loop {
+        let ended = INVOCATION_ENDED.notified();
+        if INVOCATIONS.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        ended.await;
+    }
+    tokio::time::sleep(ANSWER_GRACE).await;
 }

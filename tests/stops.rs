@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Starts `ngbak` with its output captured.
 fn spawn_ngbak(args: &[&str]) -> std::process::Child {
@@ -14,47 +14,16 @@ fn spawn_ngbak(args: &[&str]) -> std::process::Child {
     command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
 }
 
-/// Sends SIGTERM to a running child.
-fn terminate(child: &std::process::Child) {
-    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
-    assert!(status.success(), "kill -TERM failed");
-}
-
-/// Waits for a child for at most `limit`; panics (after killing it) if it does not exit: a stop
-/// that hangs is the failure these tests are about.
-/// (Async, so the test's proxy keeps running meanwhile.)
-async fn wait_at_most(mut child: std::process::Child, limit: Duration) -> std::process::Output {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().ok();
-            panic!("ngbak did not stop within {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[tokio::test]
 async fn sigterm_during_a_backup_leaves_no_object_no_pending_upload_and_no_lock() {
     let bucket = new_bucket().await;
     let store = format!("s3://{bucket}/stops");
-    let prefix = format!("ngstop_{}", unique());
-    let pattern = format!("{prefix}:*");
-    let mut con = redis().await;
-    seed_documents(&mut con, &prefix, 2000, 1000).await;
-
     // The export's replies come through a proxy that stalls once the backup has asked for a lot.
-    let (port, stalled) = stalling_writes_proxy(redis_url().trim_start_matches("redis://").to_string(), 40_000).await;
-    let url = format!("redis://127.0.0.1:{port}");
+    let (pattern, url, stalled) = stalling_redis(2000, 40_000).await;
     let args = ["--store", &store, "backup", "--redis-pattern", &pattern, "--redis-url", &url, "--id", "killed"];
     let child = spawn_ngbak(&args);
     tokio::time::timeout(Duration::from_secs(60), stalled.notified()).await.expect("the backup never reached Redis");
-    let started = Instant::now();
-    while pending_uploads(&bucket).await.is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the backup never started its upload");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_upload_pending(&bucket).await;
     terminate(&child);
     let out = wait_at_most(child, Duration::from_secs(20)).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -62,7 +31,7 @@ async fn sigterm_during_a_backup_leaves_no_object_no_pending_upload_and_no_lock(
     assert!(stderr.contains("SIGTERM") && stderr.contains("no archive was stored"), "{stderr}");
     assert!(pending_uploads(&bucket).await.is_empty(), "the multipart upload was left pending");
     assert!(bucket_keys(&bucket).await.is_empty(), "objects left: {:?}", bucket_keys(&bucket).await);
-    delete_pattern(&mut con, &pattern).await;
+    delete_pattern(&mut redis().await, &pattern).await;
 }
 
 #[tokio::test]

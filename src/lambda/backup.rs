@@ -17,7 +17,7 @@ pub async fn handle(config: &FunctionConfig, event: Value) -> Result<Value> {
 /// As `handle`, with the invocation's time left: a backup that would not finish in it is handed
 /// to a Fargate task (`crate::runner`).
 pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std::time::Duration) -> Result<Value> {
-    let request = parse_backup_event(&event)?;
+    let request = parse_backup_event(&event).map_err(super::malformed)?;
     // Stop cleanly (abort the upload, release the lock) before the function is killed.
     let deadline = crate::stop::deadline_within(time_left, std::time::Duration::from_secs(20));
     let _job = crate::stop::begin_job(Some(deadline), "the backup");

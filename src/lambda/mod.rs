@@ -9,6 +9,7 @@ pub mod events;
 pub mod restore;
 
 use crate::config::{BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
+use crate::failure::{kind_of, FailureKind};
 use clap::Parser;
 
 /// The functions' settings, read from environment variables.
@@ -76,24 +77,69 @@ where
     }
 }
 
-/// Runs a handler under the Lambda runtime, logging JSON with the request id.
+/// An event that could not be read, as a [`FailureKind::MalformedEvent`] (same text).
+pub(crate) fn malformed(error: anyhow::Error) -> anyhow::Error {
+    FailureKind::MalformedEvent.marked(format!("{error:#}")).into()
+}
+
+/// What a function answers for a failure: its kind as `errorType` (stable, see
+/// [`crate::failure`]), its message scrubbed of secrets.
+pub fn error_response(error: &anyhow::Error) -> lambda_runtime::Diagnostic {
+    lambda_runtime::Diagnostic {
+        error_type: kind_of(error).name().to_string(),
+        error_message: crate::net::scrub(&format!("{error:#}")),
+    }
+}
+
+/// An invocation's payload: JSON, or the reason it is not (answered as `MalformedEvent` by the
+/// function instead of the runtime's own error, whose type names a Rust type).
+pub enum Payload {
+    Json(serde_json::Value),
+    Malformed(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match serde_json::Value::deserialize(deserializer) {
+            Ok(value) => Payload::Json(value),
+            Err(e) => Payload::Malformed(e.to_string()),
+        })
+    }
+}
+
+/// Runs a handler under the Lambda runtime, logging JSON with the request id. Failures answer
+/// with their kind (see [`error_response`]). A SIGTERM or SIGINT while no invocation runs ends
+/// the process at once (status 0); one during an invocation stops its job cleanly (the upload
+/// aborted, the lock released, the report written), lets its answer reach the Runtime API, and
+/// then ends the process, so a function being shut down never waits for another event.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(serde_json::Value, lambda_runtime::Context) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>> + Send,
 {
+    crate::stop::exit_when_signalled_idle();
     let handler = std::sync::Arc::new(handler);
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+    let run = lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Payload>| {
         let handler = handler.clone();
         async move {
             let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
             let _guard = span.enter();
-            handler(event.payload, event.context.clone()).await.map_err(|e| {
-                let message = crate::net::scrub(&format!("{e:#}"));
-                tracing::error!(error = %message, "invocation failed");
-                lambda_runtime::Error::from(message)
+            let _invocation = crate::stop::begin_invocation();
+            let outcome = match event.payload {
+                Payload::Json(payload) => handler(payload, event.context.clone()).await,
+                Payload::Malformed(why) => Err(malformed(anyhow::anyhow!(
+                    "the event is not JSON ({why}); send a JSON event such as those in events/"
+                ))),
+            };
+            outcome.map_err(|e| {
+                let response = error_response(&e);
+                tracing::error!(error = %response.error_message, kind = %response.error_type, "invocation failed");
+                response
             })
         }
-    }))
-    .await
+    }));
+    tokio::select! {
+        done = run => done,
+        () = crate::stop::stopped_after_invocation() => Ok(()),
+    }
 }

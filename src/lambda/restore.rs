@@ -38,7 +38,7 @@ async fn handle_in(
     event: Value,
     time_left: Duration,
 ) -> Result<Value> {
-    let request = parse_restore_event(&event)?;
+    let request = parse_restore_event(&event).map_err(super::malformed)?;
     let (id, from_tag) = match request {
         RestoreRequest::Ignore(reason) => return Ok(ignored(None, &reason)),
         RestoreRequest::Direct { backup_id } => (backup_id, false),

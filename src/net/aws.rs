@@ -34,3 +34,43 @@ pub fn loader() -> aws_config::ConfigLoader {
         .timeout_config(timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(policy().max_attempts))
 }
+
+/// Says on stderr, before each retry of an AWS call, which endpoint, which call, which attempt
+/// and how long each attempt may wait: an endpoint that accepts connections and never answers
+/// would otherwise keep the terminal silent for minutes (by default three attempts of a minute).
+#[derive(Debug)]
+pub struct RetriesAloud {
+    /// Where the calls go, redacted.
+    pub endpoint: String,
+}
+
+impl aws_sdk_s3::config::Intercept for RetriesAloud {
+    fn name(&self) -> &'static str {
+        "RetriesAloud"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_smithy_runtime_api::client::orchestrator::Metadata;
+        use aws_smithy_runtime_api::client::retries::RequestAttempts;
+        let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+        if attempt > 1 {
+            let p = policy();
+            let call = cfg.load::<Metadata>().map_or("a request", |m| m.name());
+            eprintln!(
+                "ngbak: {call} to {}: attempt {} of {} failed or got no answer within {} s \
+                 (NGBAK_REQUEST_TIMEOUT); retrying, attempt {attempt} of {}",
+                self.endpoint,
+                attempt - 1,
+                p.max_attempts,
+                p.request.as_secs(),
+                p.max_attempts
+            );
+        }
+        Ok(())
+    }
+}

@@ -12,15 +12,57 @@ const SECRET_PARAMS: [&str; 9] = ["pass", "password", "pwd", "auth", "secret", "
 /// `scheme://user:password@host/…?pass=…` → `scheme://user:***@host/…?pass=***`. A URL without a
 /// scheme (`:pw@host:6379`, as Redis accepts) is read as `redis://`; text that is no URL at all is
 /// hidden whole, since it cannot be told apart from a secret.
+///
+/// A mistyped URL can parse as something else than meant (`redis//:pw@host` reads as a host
+/// `redis` with the rest as its path), so whatever looks like a secret in the text itself
+/// ([`textual_secrets`]) is hidden as well.
 pub fn redact_url(raw: &str) -> String {
     let raw = raw.trim();
-    if let Some(url) = Url::parse(raw).ok().filter(|u| !u.cannot_be_a_base()) {
-        return redact(url);
+    let shown = if let Some(url) = Url::parse(raw).ok().filter(|u| !u.cannot_be_a_base()) {
+        redact(url)
+    } else {
+        match Url::parse(&format!("redis://{raw}")) {
+            Ok(url) => redact(url).trim_start_matches("redis://").to_string(),
+            Err(_) => return "<URL hidden: it could not be parsed>".into(),
+        }
+    };
+    hide_all(shown, &textual_secrets(raw))
+}
+
+/// Every secret a URL-like text carries by its shape, parsed or not: the password of each
+/// `user:password@` (with or without a scheme, even where the `:` after the scheme is missing),
+/// and the values of credential query parameters (`?password=`, `&api-key=` …), each also
+/// percent-decoded.
+pub fn textual_secrets(raw: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in raw.match_indices('@') {
+        let start = raw[..at].rfind(|c: char| c == '/' || c.is_whitespace()).map_or(0, |i| i + 1);
+        if let Some((_, password)) = raw[start..at].split_once(':') {
+            found.push(password.to_string());
+        }
     }
-    match Url::parse(&format!("redis://{raw}")) {
-        Ok(url) => redact(url).trim_start_matches("redis://").to_string(),
-        Err(_) => "<URL hidden: it could not be parsed>".into(),
+    for pair in raw.split(['?', '&', ';']).skip(1) {
+        if let Some((key, value)) = pair.split_once('=') {
+            if SECRET_PARAMS.iter().any(|s| key.eq_ignore_ascii_case(s)) {
+                found.push(value.split(['#', ' ']).next().unwrap_or_default().to_string());
+            }
+        }
     }
+    let decoded: Vec<String> = found.iter().filter_map(|s| percent_decoded(s)).collect();
+    found.extend(decoded);
+    found.retain(|s| !s.is_empty() && s != HIDDEN);
+    found
+}
+
+/// `text` with each of `secrets` replaced by `***`, longest first (so one that contains another
+/// goes whole).
+fn hide_all(mut text: String, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets.iter().collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets {
+        text = text.replace(s.as_str(), HIDDEN);
+    }
+    text
 }
 
 fn redact(mut url: Url) -> String {
@@ -79,8 +121,11 @@ pub fn remember(value: &str) {
     remember_all([value.to_string()]);
 }
 
-/// Adds the password and secret query parameters of a URL to those [`scrub`] removes.
+/// Adds the password and secret query parameters of a URL to those [`scrub`] removes: those a
+/// URL parser finds and those its text shows (see [`textual_secrets`]), so a URL too mistyped to
+/// parse still has its password scrubbed from every error that quotes it.
 pub fn remember_url(value: &str) {
+    remember_all(textual_secrets(value));
     let parsed = Url::parse(value)
         .ok()
         .filter(|u| !u.cannot_be_a_base())
@@ -147,6 +192,20 @@ mod tests {
         assert!(!unix.contains("s3cret") && unix.contains("db=2"), "{unix}");
         assert!(!redact_url("https://q:6333/?api-key=abcd").contains("abcd"));
         assert!(!redact_url("::s3cret@@ not a url").contains("s3cret"));
+    }
+
+    /// The three URLs of the hostile rerun (issue 28): a missing `:` after the scheme.
+    #[test]
+    fn mistyped_urls_hide_their_passwords() {
+        for raw in [
+            "redis//:PW-4711@127.0.0.1:notaport",
+            "bolt//root:PW-4711@127.0.0.1:notaport",
+            "http//user:PW-4711@qdrant:6333",
+        ] {
+            let shown = redact_url(raw);
+            assert!(!shown.contains("PW-4711"), "{raw} shown as {shown}");
+            assert!(textual_secrets(raw).contains(&"PW-4711".to_string()), "{raw}");
+        }
     }
 
     #[test]

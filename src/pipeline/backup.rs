@@ -10,7 +10,7 @@ use crate::backends::{EntrySender, Exporter};
 use crate::id::BackupId;
 use crate::progress::Progress;
 use crate::store::{lock, ObjectStore};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use chrono::Utc;
 use futures::future::try_join_all;
@@ -86,7 +86,8 @@ pub async fn run_backup(
     options: BackupOptions,
 ) -> Result<BackupSummary> {
     if exporters.is_empty() {
-        bail!("no backend configured: pass {} (or their environment variables)", every_backend_flag());
+        let message = format!("no backend configured: pass {} (or their environment variables)", every_backend_flag());
+        return Err(crate::failure::FailureKind::ConfigurationError.marked(message).into());
     }
     let started = Instant::now();
     let created_at = Utc::now();
@@ -97,7 +98,11 @@ pub async fn run_backup(
     let holder = format!("backup on {}", hostname());
     let lock = match lock::acquire(store.clone(), &id.lock_key("backup"), &holder, lock::LEASE).await? {
         Ok(lock) => lock,
-        Err(held) => bail!("another backup with id {id} is running ({}); not starting a second one", held.holder),
+        Err(held) => {
+            let message =
+                format!("another backup with id {id} is running ({}); not starting a second one", held.holder);
+            return Err(crate::failure::FailureKind::LockHeld.marked(message).into());
+        }
     };
     let result = backup_locked(store.clone(), exporters, &options, &id, created_at).await;
     lock.release().await.ok();

@@ -64,7 +64,12 @@ impl S3Store {
             let _ = ENDPOINT.set(crate::net::redact_url(e));
         }
         let shared = loader.load().await;
-        let mut config = aws_sdk_s3::config::Builder::from(&shared);
+        let shown = match &endpoint {
+            Some(e) => crate::net::redact_url(e),
+            None => format!("S3 in {}", shared.region().map_or("the default region".into(), |r| r.to_string())),
+        };
+        let mut config =
+            aws_sdk_s3::config::Builder::from(&shared).interceptor(crate::net::aws::RetriesAloud { endpoint: shown });
         if endpoint.is_some() {
             config = config.force_path_style(true);
             if shared.region().is_none() {

@@ -528,3 +528,44 @@ pub async fn flaky_proxy(
     });
     FlakyProxy { port, accepted, faulted }
 }
+
+/// Sends SIGTERM to a running child.
+pub fn terminate(child: &std::process::Child) {
+    let status = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success(), "kill -TERM failed");
+}
+
+/// Waits for a child for at most `limit`; panics (after killing it) if it does not exit: a stop
+/// that hangs is the failure the callers are about. (Async, so a test's proxy keeps running.)
+pub async fn wait_at_most(mut child: std::process::Child, limit: std::time::Duration) -> std::process::Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().ok();
+            let out = child.wait_with_output().unwrap();
+            panic!("the process did not stop within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A Redis backup under way and stalled: `count` documents under a fresh prefix, read through a
+/// proxy that stops passing the client's bytes once it has sent `limit`. Returns the pattern,
+/// the proxy's URL and what is notified when it stalls.
+pub async fn stalling_redis(count: usize, limit: u64) -> (String, String, Arc<tokio::sync::Notify>) {
+    let pattern = format!("ngstop_{}:*", unique());
+    let mut con = redis().await;
+    seed_documents(&mut con, pattern.trim_end_matches(":*"), count, 1000).await;
+    let (port, stalled) = stalling_writes_proxy(redis_url().trim_start_matches("redis://").to_string(), limit).await;
+    (pattern, format!("redis://127.0.0.1:{port}"), stalled)
+}
+
+/// Waits (at most 20 s) until `bucket` has a pending multipart upload: a backup is writing.
+pub async fn until_upload_pending(bucket: &str) {
+    let started = std::time::Instant::now();
+    while pending_uploads(bucket).await.is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the backup never started its upload");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -73,17 +73,22 @@ impl Backend for WorkdirArgs {
 
 async fn probe(dir: PathBuf) -> Result<ProbeFound> {
     let found = ProbeFound { version: None, authenticated: false };
-    // A directory that does not exist yet is fine where its parent does: a restore creates it
-    // (a backup of it then fails, naming it).
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    if tokio::fs::metadata(&dir).await.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-        && tokio::fs::metadata(parent).await.is_ok_and(|m| m.is_dir())
-    {
-        return Ok(found);
+    match tokio::fs::metadata(&dir).await {
+        Ok(meta) if meta.is_dir() => Ok(found),
+        Ok(_) => Err(anyhow!("{} is not a directory", dir.display())),
+        // A directory that does not exist yet is fine where it can be made: a restore creates it
+        // and its parents (restoring onto a new machine); a backup of it then fails, naming it.
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            let existing = dir.ancestors().skip(1).find(|a| a.as_os_str().is_empty() || a.exists());
+            match existing.filter(|a| !a.as_os_str().is_empty()) {
+                Some(a) if !a.is_dir() => Err(anyhow!(
+                    "{} cannot be created: {} is not a directory (choose another --kv-dir)",
+                    dir.display(),
+                    a.display()
+                )),
+                _ => Ok(found),
+            }
+        }
+        Err(e) => Err(anyhow!("cannot read {}: {e}", dir.display())),
     }
-    let meta = tokio::fs::metadata(&dir).await.map_err(|e| anyhow!("cannot read {}: {e}", dir.display()))?;
-    if !meta.is_dir() {
-        return Err(anyhow!("{} is not a directory", dir.display()));
-    }
-    Ok(found)
 }

@@ -2,9 +2,10 @@
 
 use crate::archive::Manifest;
 use crate::backends::Restorer;
+use crate::failure::FailureKind;
 use crate::id::BackupId;
 use crate::stop::or_stop;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Keeps the restorers of the backends to restore (`only`, or all the archive holds); returns
@@ -18,10 +19,9 @@ pub(super) fn select(
 ) -> Result<BTreeMap<String, String>> {
     for name in only {
         if !manifest.backends.contains_key(name) {
-            bail!(
-                "backup {id} holds no backend {name:?}; it holds: {}",
-                manifest.backends.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
+            let held = manifest.backends.keys().cloned().collect::<Vec<_>>().join(", ");
+            let message = format!("backup {id} holds no backend {name:?}; it holds: {held}");
+            return Err(FailureKind::ConfigurationError.marked(message).into());
         }
     }
     let mut skipped = BTreeMap::new();
@@ -33,11 +33,14 @@ pub(super) fn select(
             (false, _) => {
                 skipped.insert(name.clone(), "not selected".into());
             }
-            (true, false) => bail!(
-                "backup {id} holds backend {name:?} but no target for it is configured: {} — or restore a \
-                 subset with --only",
-                target_hint(name)
-            ),
+            (true, false) => {
+                let message = format!(
+                    "backup {id} holds backend {name:?} but no target for it is configured: {} — or restore a \
+                     subset with --only",
+                    target_hint(name)
+                );
+                return Err(FailureKind::ConfigurationError.marked(message).into());
+            }
             (true, true) => {
                 selected.insert(name.clone());
             }
@@ -52,9 +55,9 @@ pub(super) async fn preflight(manifest: &Manifest, restorers: &mut [Box<dyn Rest
     for r in restorers.iter_mut() {
         let name = r.name();
         let target = r.target();
-        or_stop(r.preflight(&manifest.backends[name]))
-            .await
-            .with_context(|| format!("checking the {name} target {target} (nothing was written)"))?;
+        or_stop(r.preflight(&manifest.backends[name])).await.with_context(|| {
+            FailureKind::BackendUnavailable.marked(format!("checking the {name} target {target} (nothing was written)"))
+        })?;
     }
     Ok(())
 }

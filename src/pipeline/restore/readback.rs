@@ -7,9 +7,10 @@ use super::verify::Verified;
 use crate::archive::reader::{read_archive, EntryVisitor};
 use crate::archive::{ContentDigest, EntryRecord};
 use crate::backends::Restorer;
+use crate::failure::FailureKind;
 use crate::id::BackupId;
 use crate::stop::or_stop;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -43,7 +44,7 @@ pub(super) async fn check_restored(
         report.verified = Some(found == expected);
         if found != expected {
             let detail = differences(verified, r.as_mut()).await;
-            bail!(
+            let message = format!(
                 "the restored {} differs from backup {id}: it holds {} records where the archive has {} \
                  (digest {} where {} was expected).{detail} The data was written but is not what was \
                  backed up: stop writers to the target and restore again (with --{}-mode replace to \
@@ -55,6 +56,7 @@ pub(super) async fn check_restored(
                 expected.hex(),
                 mode_flag(r.name())
             );
+            return Err(FailureKind::ReadBackMismatch.marked(message).into());
         }
         tracing::info!(backend = r.name(), records = found.records, "restored state read back: equal to the archive");
     }

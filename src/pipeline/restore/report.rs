@@ -62,7 +62,8 @@ pub fn outcome_document(
     let mut doc = match result {
         Ok(report) => json!({ "status": "completed", "report": report }),
         Err(e) => {
-            let mut doc = json!({ "status": "failed", "error": crate::net::scrub(&format!("{e:#}")) });
+            let kind = crate::failure::kind_of(e).name();
+            let mut doc = json!({ "status": "failed", "kind": kind, "error": crate::net::scrub(&format!("{e:#}")) });
             if let Some(partial) = e.downcast_ref::<PartialRestore>() {
                 doc["partial"] = json!(partial);
             }

@@ -5,10 +5,11 @@
 use crate::archive::reader::{read_archive, CheckOnly, EntryVisitor, ReadReport};
 use crate::archive::{ContentDigest, EntryRecord, Sidecar};
 use crate::backends::Restorer;
+use crate::failure::FailureKind;
 use crate::id::BackupId;
 use crate::stop::or_stop;
 use crate::store::{get_bytes, ObjectStore};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -23,22 +24,28 @@ pub async fn load_sidecar(store: &dyn ObjectStore, id: &BackupId) -> Result<Side
                 return Err(e.context(format!("reading the sidecar of backup {id}")));
             }
             if store.head(&id.archive_key()).await.ok().flatten().is_some() {
-                bail!(
-                    "no sidecar: backup {id} has an archive in {} but no sidecar {} (uploaded by hand, or a \
-                     backup that did not finish). Nothing was restored. Run `ngbak --store {} import {id}` to \
-                     verify the archive against its own manifest and write its sidecar, then restore (or tag) it again",
-                    store.url(),
-                    id.sidecar_key(),
-                    store.url()
-                );
+                return Err(FailureKind::BackupNotFound
+                    .marked(format!(
+                        "no sidecar: backup {id} has an archive in {} but no sidecar {} (uploaded by hand, or a \
+                         backup that did not finish). Nothing was restored. Run `ngbak --store {} import {id}` to \
+                         verify the archive against its own manifest and write its sidecar, then restore (or tag) \
+                         it again",
+                        store.url(),
+                        id.sidecar_key(),
+                        store.url()
+                    ))
+                    .into());
             }
-            bail!("no backup {id} in {} (run `ngbak list` to see the backups there)", store.url());
+            let missing = format!("no backup {id} in {} (run `ngbak list` to see the backups there)", store.url());
+            return Err(FailureKind::BackupNotFound.marked(missing).into());
         }
     };
     let sidecar: Sidecar = serde_json::from_slice(&bytes)
         .with_context(|| format!("the sidecar {} is not a valid ngbak manifest", id.sidecar_key()))?;
     if &sidecar.manifest.backup_id != id || sidecar.archive.key != id.archive_key() {
-        bail!("the sidecar {} describes backup {}, not {id}", id.sidecar_key(), sidecar.manifest.backup_id);
+        let message =
+            format!("the sidecar {} describes backup {}, not {id}", id.sidecar_key(), sidecar.manifest.backup_id);
+        return Err(FailureKind::IntegrityError.marked(message).into());
     }
     Ok(sidecar)
 }
@@ -91,7 +98,7 @@ pub(super) async fn verification_pass(
     let mut checking = Checking { restorers, digests: BTreeMap::new() };
     let checked = or_stop(read_archive(object.body, sidecar, &mut checking))
         .await
-        .context("verifying the archive (nothing was written)")?;
+        .context(FailureKind::IntegrityError.marked("verifying the archive (nothing was written)"))?;
     let parsed = std::mem::take(&mut checking.digests);
     let mut expected_digests = BTreeMap::new();
     for r in restorers.iter() {
@@ -100,11 +107,14 @@ pub(super) async fn verification_pass(
         let expected = match manifest.backends[name].content_digest {
             Some(recorded) if recorded.records > 0 || from_records.records > 0 => {
                 if from_records != recorded {
-                    bail!(
-                        "the {name} records of backup {id} read back as {from_records:?}, but the backup \
-                         recorded {recorded:?}: this ngbak would not restore them exactly. Nothing was \
-                         restored; report this as a bug, and restore with the ngbak version that made the backup"
-                    );
+                    return Err(FailureKind::IntegrityError
+                        .marked(format!(
+                            "the {name} records of backup {id} read back as {from_records:?}, but the backup \
+                             recorded {recorded:?}: this ngbak would not restore them exactly. Nothing was \
+                             restored; report this as a bug, and restore with the ngbak version that made the \
+                             backup"
+                        ))
+                        .into());
                 }
                 Some(recorded)
             }
