@@ -12,6 +12,7 @@ help: ## list the targets
 demo: ## back up and restore the sample nano-graphrag working directory (no cloud, no Docker)
 	$(CARGO) build --bin ngbak
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	./target/debug/ngbak consistency --kv-dir $(SAMPLE)
 	./target/debug/ngbak --store $(DEMO)/store backup --kv-dir $(SAMPLE) --id demo_snapshot
 	./target/debug/ngbak --store $(DEMO)/store list
 	./target/debug/ngbak --store $(DEMO)/store verify demo_snapshot
@@ -20,6 +21,7 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 	./target/debug/ngbak --store $(DEMO)/elsewhere import $(DEMO)/store/demo_snapshot.ngbak
 	./target/debug/ngbak --store $(DEMO)/store restore demo_snapshot --kv-dir $(DEMO)/restored
 	diff -r $(SAMPLE) $(DEMO)/restored && echo "demo: the restored working directory is identical to $(SAMPLE)"
+	./target/debug/ngbak consistency --kv-dir $(DEMO)/restored
 	@echo "demo: now a change after the backup, a restore over it (which first takes a safety backup), and the rollback"
 	echo '{"doc-new": {"content": "written after the backup"}}' > $(DEMO)/restored/kv_store_full_docs.json
 	cp -r $(DEMO)/restored $(DEMO)/before-restore

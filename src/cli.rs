@@ -125,6 +125,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that the graph, the vectors and the key-value store of the configured GraphRAG
+    /// deployment agree (exit 3 when a link is broken). This version reads a nano-graphrag
+    /// working directory (--kv-dir).
+    Consistency {
+        #[command(flatten)]
+        backends: BackendArgs,
+        #[command(flatten)]
+        layout: crate::consistency::Layout,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a job a Lambda function handed off, as that function would (the Fargate task's command).
     #[command(subcommand, hide = true)]
     Job(crate::runner::job::Job),
@@ -150,6 +161,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             | Command::Inspect { .. }
             | Command::Verify { .. }
             | Command::Check { .. }
+            | Command::Consistency { .. }
             | Command::Presign { .. }
     );
     cli.net.apply()?;
@@ -169,6 +181,9 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
         let source = source.resolve(store.as_deref())?;
         let (_, report) = import::verify_file(&source, sha256.as_deref(), store.as_deref()).await?;
         return emit(*json, &report, || standalone_line("is intact", &report));
+    }
+    if let Command::Consistency { backends, layout, json } = &cli.command {
+        return consistency(backends, layout, *json);
     }
     let store = cli.store.open().await?;
     match cli.command {
@@ -375,12 +390,29 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
             anyhow::ensure!(failed == 0, "{failed} of {} checks failed (see above)", report.checks.len());
             Ok(())
         }
+        Command::Consistency { .. } => unreachable!("handled above: it needs no store"),
         Command::Job(job) => crate::runner::job::run(job, max_duration).await,
         Command::Presign { id, expires } => {
             println!("{}", store.presign_get(&id.archive_key(), Duration::from_secs(expires)).await?);
             Ok(())
         }
     }
+}
+
+/// `ngbak consistency`: the rules over the configured deployment, printed; an error (exit 3)
+/// when a link is broken.
+fn consistency(backends: &BackendArgs, layout: &crate::consistency::Layout, json: bool) -> Result<()> {
+    let mut deployments = backends.configured().filter_map(|b| b.deployment(layout));
+    let Some(mut deployment) = deployments.next() else {
+        anyhow::bail!(
+            "no deployment to check: pass --kv-dir (a nano-graphrag working directory); this version does not \
+             read the graph, vectors and key-value store from Redis, a Bolt graph or Qdrant yet"
+        );
+    };
+    let report = crate::consistency::check(deployment.as_mut(), layout)?;
+    emit(json, &report, || crate::consistency::render(&report))?;
+    report.into_result()?;
+    Ok(())
 }
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {

@@ -11,6 +11,7 @@ pub mod backends;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod consistency;
 pub mod failure;
 pub mod handoff;
 pub mod id;

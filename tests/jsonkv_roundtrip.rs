@@ -31,7 +31,7 @@ async fn round_trip(store: Arc<dyn ObjectStore>, codec: Codec) {
     let summary = run_backup(store.clone(), vec![Box::new(WorkdirExporter::new(&source))], options).await.unwrap();
     let stats = &summary.backends["jsonkv"].stats;
     assert_eq!((stats["documents"], stats["chunks"], stats["community_reports"], stats["cache_entries"]), (2, 4, 1, 1));
-    assert_eq!((stats["entities"], stats["relationships"], stats["vectors"], stats["files"]), (5, 3, 3, 6));
+    assert_eq!((stats["entities"], stats["relationships"], stats["vectors"], stats["files"]), (5, 3, 5, 6));
 
     let restorer = WorkdirRestorer::new(target.path(), RestoreMode::Merge);
     let report = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())

@@ -81,4 +81,9 @@ pub trait Backend: Send + Sync {
     fn remember_secrets(&self) {}
     /// Adds its settings, secrets redacted, to the configuration echo of the manifest.
     fn echo(&self, config: &mut serde_json::Map<String, serde_json::Value>);
+    /// What it holds of a GraphRAG deployment, for the consistency check; `None` for a backend
+    /// that cannot say yet. Called only when configured.
+    fn deployment(&self, _layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
+        None
+    }
 }

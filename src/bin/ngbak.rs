@@ -17,10 +17,13 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", ngbak::net::scrub(&format!("{e:#}")));
-            match e.downcast_ref::<ngbak::stop::Stopped>() {
-                Some(stopped) => std::process::ExitCode::from(stopped.exit_code()),
-                None => std::process::ExitCode::FAILURE,
+            if let Some(stopped) = e.downcast_ref::<ngbak::stop::Stopped>() {
+                return std::process::ExitCode::from(stopped.exit_code());
             }
+            if e.downcast_ref::<ngbak::consistency::Inconsistent>().is_some() {
+                return std::process::ExitCode::from(3);
+            }
+            std::process::ExitCode::FAILURE
         }
     }
 }

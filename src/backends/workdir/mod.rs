@@ -8,6 +8,7 @@
 
 mod export;
 mod files;
+mod links;
 mod readback;
 mod restore;
 
@@ -68,6 +69,11 @@ impl Backend for WorkdirArgs {
 
     fn echo(&self, config: &mut serde_json::Map<String, serde_json::Value>) {
         config.insert("kv_dir".into(), serde_json::json!(self.dir()));
+    }
+
+    /// Graph, entity vectors and key-value store, all in its files.
+    fn deployment(&self, layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
+        Some(Box::new(links::WorkdirDeployment::new(self.dir().expect("configured"), layout)))
     }
 }
 
