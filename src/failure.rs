@@ -4,7 +4,8 @@
 //!
 //! A kind travels in the error's chain as a context ([`Marked`]) that prints as the message it
 //! was given, so marking a failure changes no text an operator reads; types that already say
-//! what happened (a stop, a partial restore, an existing backup) count as their kind unmarked.
+//! what happened (a stop, a partial restore, an existing backup) count as their kind unmarked
+//! (`crate::pipeline::failure_kind` knows them).
 
 use serde::Serialize;
 
@@ -89,24 +90,6 @@ impl std::fmt::Display for Marked {
 
 impl std::error::Error for Marked {}
 
-/// The kind of `error`: a partial restore first (data was written, whatever else happened), then
-/// a stop, then the first mark found from the outermost context in.
-pub fn kind_of(error: &anyhow::Error) -> FailureKind {
-    if error.downcast_ref::<crate::pipeline::restore::PartialRestore>().is_some_and(|p| !p.written.is_empty()) {
-        return FailureKind::PartialRestore;
-    }
-    if error.downcast_ref::<crate::stop::Stopped>().is_some() {
-        return FailureKind::Stopped;
-    }
-    if error.downcast_ref::<crate::pipeline::backup::AlreadyExists>().is_some() {
-        return FailureKind::BackupExists;
-    }
-    if let Some(marked) = error.downcast_ref::<Marked>() {
-        return marked.kind;
-    }
-    FailureKind::Internal
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,13 +99,12 @@ mod tests {
     fn a_mark_is_found_under_later_context_and_changes_no_text() {
         let e = anyhow::Error::new(FailureKind::BackupNotFound.marked("no backup x in s3://b/"))
             .context("restore of x failed");
-        assert_eq!(kind_of(&e), FailureKind::BackupNotFound);
+        assert_eq!(e.downcast_ref::<Marked>().map(|m| m.kind), Some(FailureKind::BackupNotFound));
         assert_eq!(format!("{e:#}"), "restore of x failed: no backup x in s3://b/");
         let inner: anyhow::Result<()> = Err(anyhow::anyhow!("connection refused"));
         let e = inner.context(FailureKind::BackendUnavailable.marked("preflight failed")).unwrap_err();
-        assert_eq!(kind_of(&e), FailureKind::BackendUnavailable);
+        assert_eq!(e.downcast_ref::<Marked>().map(|m| m.kind), Some(FailureKind::BackendUnavailable));
         assert_eq!(format!("{e:#}"), "preflight failed: connection refused");
-        assert_eq!(kind_of(&anyhow::anyhow!("disk full")), FailureKind::Internal);
     }
 
     #[test]

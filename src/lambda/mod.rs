@@ -9,7 +9,8 @@ pub mod events;
 pub mod restore;
 
 use crate::config::{BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
-use crate::failure::{kind_of, FailureKind};
+use crate::failure::FailureKind;
+use crate::pipeline::failure_kind;
 use clap::Parser;
 
 /// The functions' settings, read from environment variables.
@@ -86,7 +87,7 @@ pub(crate) fn malformed(error: anyhow::Error) -> anyhow::Error {
 /// [`crate::failure`]), its message scrubbed of secrets.
 pub fn error_response(error: &anyhow::Error) -> lambda_runtime::Diagnostic {
     lambda_runtime::Diagnostic {
-        error_type: kind_of(error).name().to_string(),
+        error_type: failure_kind(error).name().to_string(),
         error_message: crate::net::scrub(&format!("{error:#}")),
     }
 }

@@ -1,4 +1,4 @@
-//! The jobs, wiring sources, the archive and a store together.
+//! The jobs, wiring backends, the archive and a store together.
 
 pub mod backup;
 pub mod catalog;
@@ -7,5 +7,25 @@ pub mod import;
 pub mod restore;
 pub mod retention;
 
+use crate::failure::{FailureKind, Marked};
+
 /// Version stamped into archives.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The kind of `error`: a partial restore first (data was written, whatever else happened), then
+/// a stop, then the first mark found from the outermost context in.
+pub fn failure_kind(error: &anyhow::Error) -> FailureKind {
+    if error.downcast_ref::<restore::PartialRestore>().is_some_and(|p| !p.written.is_empty()) {
+        return FailureKind::PartialRestore;
+    }
+    if error.downcast_ref::<crate::stop::Stopped>().is_some() {
+        return FailureKind::Stopped;
+    }
+    if error.downcast_ref::<backup::AlreadyExists>().is_some() {
+        return FailureKind::BackupExists;
+    }
+    if let Some(marked) = error.downcast_ref::<Marked>() {
+        return marked.kind;
+    }
+    FailureKind::Internal
+}

@@ -62,7 +62,7 @@ pub fn outcome_document(
     let mut doc = match result {
         Ok(report) => json!({ "status": "completed", "report": report }),
         Err(e) => {
-            let kind = crate::failure::kind_of(e).name();
+            let kind = crate::pipeline::failure_kind(e).name();
             let mut doc = json!({ "status": "failed", "kind": kind, "error": crate::net::scrub(&format!("{e:#}")) });
             if let Some(partial) = e.downcast_ref::<PartialRestore>() {
                 doc["partial"] = json!(partial);
