@@ -126,8 +126,8 @@ pub enum Command {
         json: bool,
     },
     /// Check that the graph, the vectors and the key-value store of the configured GraphRAG
-    /// deployment agree (exit 3 when a link is broken). This version reads a nano-graphrag
-    /// working directory (--kv-dir).
+    /// deployment agree (exit 3 when a link is broken): a nano-graphrag working directory
+    /// (--kv-dir), or Redis and a Bolt graph together (Qdrant's vectors are not read yet).
     Consistency {
         #[command(flatten)]
         backends: BackendArgs,
@@ -183,7 +183,7 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
         return emit(*json, &report, || standalone_line("is intact", &report));
     }
     if let Command::Consistency { backends, layout, json } = &cli.command {
-        return consistency(backends, layout, *json);
+        return consistency(backends, layout, *json).await;
     }
     let store = cli.store.open().await?;
     match cli.command {
@@ -401,15 +401,18 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
 
 /// `ngbak consistency`: the rules over the configured deployment, printed; an error (exit 3)
 /// when a link is broken.
-fn consistency(backends: &BackendArgs, layout: &crate::consistency::Layout, json: bool) -> Result<()> {
-    let mut deployments = backends.configured().filter_map(|b| b.deployment(layout));
-    let Some(mut deployment) = deployments.next() else {
+async fn consistency(backends: &BackendArgs, layout: &crate::consistency::Layout, json: bool) -> Result<()> {
+    let mut backends = backends.clone();
+    crate::secrets::resolve(&mut backends).await?;
+    let parts: Vec<_> = backends.configured().filter_map(|b| b.deployment(layout)).collect();
+    if parts.is_empty() {
         anyhow::bail!(
-            "no deployment to check: pass --kv-dir (a nano-graphrag working directory); this version does not \
-             read the graph, vectors and key-value store from Redis, a Bolt graph or Qdrant yet"
+            "no deployment to check: pass --kv-dir (a nano-graphrag working directory), or --redis-url and \
+             --neo4j-uri (this version does not read entity vectors from Qdrant yet)"
         );
-    };
-    let report = crate::consistency::check(deployment.as_mut(), layout)?;
+    }
+    let mut deployment = crate::consistency::Combined(parts);
+    let report = crate::consistency::check(&mut deployment, layout).await?;
     emit(json, &report, || crate::consistency::render(&report))?;
     report.into_result()?;
     Ok(())

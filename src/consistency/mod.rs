@@ -89,21 +89,97 @@ impl Store {
     }
 }
 
+/// Receivers of facts, one at a time (named so the async trait keeps them higher-ranked).
+pub type NodeSink<'s> = dyn for<'a> FnMut(&'a str, &'a str) + Send + 's;
+pub type EdgeSink<'s> = dyn for<'a> FnMut(&'a str, &'a str, &'a str) + Send + 's;
+pub type KeySink<'s> = dyn for<'a> FnMut(&'a str, Option<&'a str>) + Send + 's;
+pub type IdSink<'s> = dyn for<'a> FnMut(&'a str) + Send + 's;
+pub type ReportSink<'s> = dyn for<'a> FnMut(&'a str, &'a [String]) + Send + 's;
+
 /// A GraphRAG deployment's facts, read as a stream (a working directory, live stores, an
-/// archive). Each method returns `false` when the deployment has no such store.
-pub trait Deployment {
+/// archive). Each method returns `false` when the deployment has no such store; a store may be
+/// spread over several backends (see [`Combined`]).
+#[async_trait::async_trait]
+pub trait Deployment: Send {
     /// Every node: its name and its `source_id`.
-    fn nodes(&mut self, each: &mut dyn FnMut(&str, &str)) -> Result<bool>;
+    async fn nodes(&mut self, _each: &mut NodeSink<'_>) -> Result<bool> {
+        Ok(false)
+    }
     /// Every relationship: its ends and its `source_id`.
-    fn relationships(&mut self, each: &mut dyn FnMut(&str, &str, &str)) -> Result<bool>;
+    async fn relationships(&mut self, _each: &mut EdgeSink<'_>) -> Result<bool> {
+        Ok(false)
+    }
     /// Every entity vector: its id and its `entity_name`.
-    fn entity_vectors(&mut self, each: &mut dyn FnMut(&str, Option<&str>)) -> Result<bool>;
+    async fn entity_vectors(&mut self, _each: &mut KeySink<'_>) -> Result<bool> {
+        Ok(false)
+    }
     /// Every text chunk: its key and its `full_doc_id`.
-    fn chunks(&mut self, each: &mut dyn FnMut(&str, Option<&str>)) -> Result<bool>;
+    async fn chunks(&mut self, _each: &mut KeySink<'_>) -> Result<bool> {
+        Ok(false)
+    }
     /// Every full document's key.
-    fn docs(&mut self, each: &mut dyn FnMut(&str)) -> Result<bool>;
+    async fn docs(&mut self, _each: &mut IdSink<'_>) -> Result<bool> {
+        Ok(false)
+    }
     /// Every community report: its key and its member nodes.
-    fn reports(&mut self, each: &mut dyn FnMut(&str, &[String])) -> Result<bool>;
+    async fn reports(&mut self, _each: &mut ReportSink<'_>) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// One deployment spread over several backends (a graph database, a vector store, a key-value
+/// store): each store is what the backends that hold it hand over together.
+pub struct Combined(pub Vec<Box<dyn Deployment>>);
+
+#[async_trait::async_trait]
+impl Deployment for Combined {
+    async fn nodes(&mut self, each: &mut NodeSink<'_>) -> Result<bool> {
+        let mut any = false;
+        for part in &mut self.0 {
+            any |= part.nodes(&mut *each).await?;
+        }
+        Ok(any)
+    }
+
+    async fn relationships(&mut self, each: &mut EdgeSink<'_>) -> Result<bool> {
+        let mut any = false;
+        for part in &mut self.0 {
+            any |= part.relationships(&mut *each).await?;
+        }
+        Ok(any)
+    }
+
+    async fn entity_vectors(&mut self, each: &mut KeySink<'_>) -> Result<bool> {
+        let mut any = false;
+        for part in &mut self.0 {
+            any |= part.entity_vectors(&mut *each).await?;
+        }
+        Ok(any)
+    }
+
+    async fn chunks(&mut self, each: &mut KeySink<'_>) -> Result<bool> {
+        let mut any = false;
+        for part in &mut self.0 {
+            any |= part.chunks(&mut *each).await?;
+        }
+        Ok(any)
+    }
+
+    async fn docs(&mut self, each: &mut IdSink<'_>) -> Result<bool> {
+        let mut any = false;
+        for part in &mut self.0 {
+            any |= part.docs(&mut *each).await?;
+        }
+        Ok(any)
+    }
+
+    async fn reports(&mut self, each: &mut ReportSink<'_>) -> Result<bool> {
+        let mut any = false;
+        for part in &mut self.0 {
+            any |= part.reports(&mut *each).await?;
+        }
+        Ok(any)
+    }
 }
 
 /// A set of ids as 16-byte hashes (XXH3-128: a collision would hide a broken link, never invent
@@ -141,21 +217,21 @@ impl ConsistencyReport {
 }
 
 /// Checks every rule over `deployment`.
-pub fn check(deployment: &mut dyn Deployment, layout: &Layout) -> Result<ConsistencyReport> {
+pub async fn check(deployment: &mut dyn Deployment, layout: &Layout) -> Result<ConsistencyReport> {
     // First pass: what can be linked to.
     let (mut nodes, mut vectors, mut chunks, mut docs) =
         (Ids::default(), Ids::default(), Ids::default(), Ids::default());
     let mut present = std::collections::BTreeSet::new();
-    if deployment.nodes(&mut |name, _| nodes.insert(name))? {
+    if deployment.nodes(&mut |name, _| nodes.insert(name)).await? {
         present.insert(Store::Graph);
     }
-    if deployment.entity_vectors(&mut |id, _| vectors.insert(id))? {
+    if deployment.entity_vectors(&mut |id, _| vectors.insert(id)).await? {
         present.insert(Store::EntityVectors);
     }
-    if deployment.chunks(&mut |key, _| chunks.insert(key))? {
+    if deployment.chunks(&mut |key, _| chunks.insert(key)).await? {
         present.insert(Store::Chunks);
     }
-    if deployment.docs(&mut |key| docs.insert(key))? {
+    if deployment.docs(&mut |key| docs.insert(key)).await? {
         present.insert(Store::Docs);
     }
     let has = |stores: &[Store]| stores.iter().all(|s| present.contains(s));
@@ -177,39 +253,49 @@ pub fn check(deployment: &mut dyn Deployment, layout: &Layout) -> Result<Consist
     if has(&[Store::Graph]) {
         let check_vectors = has(&[Store::EntityVectors]);
         let check_chunks = has(&[Store::Chunks]);
-        deployment.nodes(&mut |name, source_id| {
-            if check_vectors {
-                let id = layout.entity_vector_id(name);
-                node_has_vector.link(vectors.contains(&id), || format!("{name} (no vector {id})"));
-            }
-            if check_chunks {
-                sources(&mut sources_are_chunks, &format!("node {name}"), source_id);
-            }
-        })?;
+        deployment
+            .nodes(&mut |name, source_id| {
+                if check_vectors {
+                    let id = layout.entity_vector_id(name);
+                    node_has_vector.link(vectors.contains(&id), || format!("{name} (no vector {id})"));
+                }
+                if check_chunks {
+                    sources(&mut sources_are_chunks, &format!("node {name}"), source_id);
+                }
+            })
+            .await?;
         if check_chunks {
-            deployment.relationships(&mut |from, to, source_id| {
-                sources(&mut sources_are_chunks, &format!("relationship {from} -> {to}"), source_id);
-            })?;
+            deployment
+                .relationships(&mut |from, to, source_id| {
+                    sources(&mut sources_are_chunks, &format!("relationship {from} -> {to}"), source_id);
+                })
+                .await?;
         }
     }
     if has(&[Store::Graph, Store::EntityVectors]) {
-        deployment.entity_vectors(&mut |id, name| match name {
-            Some(name) => vector_is_node.link(nodes.contains(name), || format!("{id} (entity_name {name})")),
-            None => vector_is_node.link(false, || format!("{id} (no entity_name)")),
-        })?;
+        deployment
+            .entity_vectors(&mut |id, name| match name {
+                Some(name) => vector_is_node.link(nodes.contains(name), || format!("{id} (entity_name {name})")),
+                None => vector_is_node.link(false, || format!("{id} (no entity_name)")),
+            })
+            .await?;
     }
     if has(&[Store::Chunks, Store::Docs]) {
-        deployment.chunks(&mut |key, doc| match doc {
-            Some(doc) => chunk_has_doc.link(docs.contains(doc), || format!("{key} (full_doc_id {doc})")),
-            None => chunk_has_doc.link(false, || format!("{key} (no full_doc_id)")),
-        })?;
+        deployment
+            .chunks(&mut |key, doc| match doc {
+                Some(doc) => chunk_has_doc.link(docs.contains(doc), || format!("{key} (full_doc_id {doc})")),
+                None => chunk_has_doc.link(false, || format!("{key} (no full_doc_id)")),
+            })
+            .await?;
     }
     if has(&[Store::Graph]) {
-        let reports = deployment.reports(&mut |key, members| {
-            for member in members {
-                members_are_nodes.link(nodes.contains(member), || format!("{member} (in report {key})"));
-            }
-        })?;
+        let reports = deployment
+            .reports(&mut |key, members| {
+                for member in members {
+                    members_are_nodes.link(nodes.contains(member), || format!("{member} (in report {key})"));
+                }
+            })
+            .await?;
         if !reports {
             members_are_nodes.not_checked("no community reports");
         }

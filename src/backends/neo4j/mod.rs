@@ -10,6 +10,7 @@
 
 pub mod cypher;
 mod export;
+mod links;
 mod readback;
 mod restore;
 pub mod schema;
@@ -228,6 +229,11 @@ impl Backend for Neo4jArgs {
             serde_json::json!({ "uri": redact_url(&g.uri), "user": g.user, "database": g.database, "label": g.label })
         });
         config.insert("neo4j".into(), serde_json::json!(echo));
+    }
+
+    /// The graph: nodes and relationships with their `source_id`.
+    fn deployment(&self, _layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
+        Some(Box::new(links::GraphDeployment::new(self.settings(RestoreMode::Merge)?)))
     }
 }
 

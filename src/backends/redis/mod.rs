@@ -13,6 +13,7 @@
 mod client;
 mod export;
 mod lanes;
+mod links;
 mod readback;
 mod reads;
 mod record;
@@ -114,6 +115,11 @@ impl Backend for RedisArgs {
     fn echo(&self, config: &mut serde_json::Map<String, serde_json::Value>) {
         config.insert("redis_url".into(), serde_json::json!(set(&self.redis_url).map(redact_url)));
         config.insert("redis_patterns".into(), serde_json::json!(self.patterns()));
+    }
+
+    /// The key-value store: text chunks, full documents, community reports.
+    fn deployment(&self, layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
+        Some(Box::new(links::KvDeployment::new(self.url(), &self.patterns(), layout)))
     }
 }
 

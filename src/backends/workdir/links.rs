@@ -2,7 +2,7 @@
 //! the entities' NanoVectorDB file and the key-value JSON files, each read as a stream (one
 //! node, vector or entry at a time), never loaded whole.
 
-use crate::consistency::{Deployment, Layout};
+use crate::consistency::{Deployment, EdgeSink, IdSink, KeySink, Layout, NodeSink, ReportSink};
 use anyhow::{bail, Context, Result};
 use quick_xml::events::Event;
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -49,8 +49,10 @@ impl WorkdirDeployment {
     }
 }
 
+/// The files are read on the calling thread: a check is a command of its own, nothing waits on it.
+#[async_trait::async_trait]
 impl Deployment for WorkdirDeployment {
-    fn nodes(&mut self, each: &mut dyn FnMut(&str, &str)) -> Result<bool> {
+    async fn nodes(&mut self, each: &mut NodeSink<'_>) -> Result<bool> {
         self.graph_elements(&mut |element| {
             if let GraphElement::Node { id, source_id } = element {
                 each(id, source_id);
@@ -58,7 +60,7 @@ impl Deployment for WorkdirDeployment {
         })
     }
 
-    fn relationships(&mut self, each: &mut dyn FnMut(&str, &str, &str)) -> Result<bool> {
+    async fn relationships(&mut self, each: &mut EdgeSink<'_>) -> Result<bool> {
         self.graph_elements(&mut |element| {
             if let GraphElement::Edge { source, target, source_id } = element {
                 each(source, target, source_id);
@@ -66,7 +68,7 @@ impl Deployment for WorkdirDeployment {
         })
     }
 
-    fn entity_vectors(&mut self, each: &mut dyn FnMut(&str, Option<&str>)) -> Result<bool> {
+    async fn entity_vectors(&mut self, each: &mut KeySink<'_>) -> Result<bool> {
         #[derive(Deserialize)]
         struct Item {
             #[serde(rename = "__id__")]
@@ -77,7 +79,7 @@ impl Deployment for WorkdirDeployment {
         each_item_of::<Item>(&path, "data", &mut |item| each(&item.id, item.entity_name.as_deref()))
     }
 
-    fn chunks(&mut self, each: &mut dyn FnMut(&str, Option<&str>)) -> Result<bool> {
+    async fn chunks(&mut self, each: &mut KeySink<'_>) -> Result<bool> {
         #[derive(Deserialize)]
         struct Chunk {
             full_doc_id: Option<String>,
@@ -85,11 +87,11 @@ impl Deployment for WorkdirDeployment {
         each_entry_of::<Chunk>(&self.kv(&self.layout.chunks), &mut |key, c| each(key, c.full_doc_id.as_deref()))
     }
 
-    fn docs(&mut self, each: &mut dyn FnMut(&str)) -> Result<bool> {
+    async fn docs(&mut self, each: &mut IdSink<'_>) -> Result<bool> {
         each_entry_of::<IgnoredAny>(&self.kv(&self.layout.docs), &mut |key, _| each(key))
     }
 
-    fn reports(&mut self, each: &mut dyn FnMut(&str, &[String])) -> Result<bool> {
+    async fn reports(&mut self, each: &mut ReportSink<'_>) -> Result<bool> {
         #[derive(Deserialize)]
         struct Report {
             #[serde(default)]
