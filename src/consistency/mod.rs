@@ -131,6 +131,7 @@ pub trait Deployment: Send {
 /// store): each store is what the backends that hold it hand over together.
 pub struct Combined(pub Vec<Box<dyn Deployment>>);
 
+// Written out: `async_trait` cannot see methods a `macro_rules!` would generate.
 #[async_trait::async_trait]
 impl Deployment for Combined {
     async fn nodes(&mut self, each: &mut NodeSink<'_>) -> Result<bool> {

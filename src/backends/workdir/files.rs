@@ -5,7 +5,8 @@ use crate::archive::hashing::HashingReader;
 use crate::archive::EntryRecord;
 use crate::backends::namespace_stat;
 use anyhow::{bail, Context, Result};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use super::json;
+use serde::de::IgnoredAny;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tokio::io::AsyncRead;
@@ -52,11 +53,13 @@ pub(super) fn count_file(path: &Path, kind: &FileKind) -> Result<BTreeMap<String
     let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     match kind {
         FileKind::Kv(ns) => {
-            let n = serde_json::Deserializer::from_reader(reader).deserialize_map(CountEntries)?;
+            let mut n = 0;
+            json::each_entry::<IgnoredAny>(reader, &mut |_, _| n += 1)?;
             stats.insert(namespace_stat(ns).unwrap_or("documents_other").to_string(), n);
         }
         FileKind::Vectors => {
-            let n = serde_json::Deserializer::from_reader(reader).deserialize_map(CountField("data"))?;
+            let mut n = 0;
+            json::each_item::<IgnoredAny>(reader, "data", &mut |_| n += 1)?;
             stats.insert("vectors".into(), n);
         }
         FileKind::Graph => {
@@ -66,67 +69,6 @@ pub(super) fn count_file(path: &Path, kind: &FileKind) -> Result<BTreeMap<String
         }
     }
     Ok(stats)
-}
-
-/// Counts the entries of a JSON object without keeping any of them.
-struct CountEntries;
-
-impl<'de> Visitor<'de> for CountEntries {
-    type Value = u64;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<u64, A::Error> {
-        let mut n = 0;
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
-            n += 1;
-        }
-        Ok(n)
-    }
-}
-
-/// Counts the elements of the array under one field of a JSON object.
-struct CountField(&'static str);
-
-struct CountItems;
-
-impl<'de> serde::de::DeserializeSeed<'de> for CountItems {
-    type Value = u64;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<u64, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CountItems {
-    type Value = u64;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON array")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<u64, A::Error> {
-        let mut n = 0;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            n += 1;
-        }
-        Ok(n)
-    }
-}
-
-impl<'de> Visitor<'de> for CountField {
-    type Value = u64;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "a JSON object with an array field {:?}", self.0)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<u64, A::Error> {
-        let mut n = 0;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == self.0 {
-                n = map.next_value_seed(CountItems)?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(n)
-    }
 }
 
 /// Counts `<node` and `<edge` elements of a GraphML file, reading it in blocks.

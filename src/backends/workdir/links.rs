@@ -5,11 +5,11 @@
 use crate::consistency::{Deployment, EdgeSink, IdSink, KeySink, Layout, NodeSink, ReportSink};
 use anyhow::{bail, Context, Result};
 use quick_xml::events::Event;
-use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use super::json;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::BufReader;
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 /// The deployment in `dir`, named by `layout`.
@@ -205,17 +205,14 @@ fn attributes(e: &quick_xml::events::BytesStart<'_>) -> Result<HashMap<String, S
 /// is no such file.
 fn each_entry_of<T: DeserializeOwned>(path: &Path, each: &mut dyn FnMut(&str, T)) -> Result<bool> {
     let Some(file) = open(path)? else { return Ok(false) };
-    let mut de = serde_json::Deserializer::from_reader(file);
-    de.deserialize_map(Entries { each, item: PhantomData })
-        .with_context(|| format!("reading {}", path.display()))?;
+    json::each_entry(file, each).with_context(|| format!("reading {}", path.display()))?;
     Ok(true)
 }
 
 /// Hands each element of the array under `field` of the JSON object in `path` to `each`.
 fn each_item_of<T: DeserializeOwned>(path: &Path, field: &'static str, each: &mut dyn FnMut(T)) -> Result<bool> {
     let Some(file) = open(path)? else { return Ok(false) };
-    let mut de = serde_json::Deserializer::from_reader(file);
-    de.deserialize_map(Field { field, each, item: PhantomData }).with_context(|| format!("reading {}", path.display()))?;
+    json::each_item(file, field, each).with_context(|| format!("reading {}", path.display()))?;
     Ok(true)
 }
 
@@ -224,72 +221,5 @@ fn open(path: &Path) -> Result<Option<BufReader<std::fs::File>>> {
         Ok(f) => Ok(Some(BufReader::with_capacity(1 << 20, f))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
-    }
-}
-
-struct Entries<'f, T> {
-    each: &'f mut dyn FnMut(&str, T),
-    item: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned> Visitor<'de> for Entries<'_, T> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object of documents")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            let value: T = map.next_value()?;
-            (self.each)(&key, value);
-        }
-        Ok(())
-    }
-}
-
-struct Field<'f, T> {
-    field: &'static str,
-    each: &'f mut dyn FnMut(T),
-    item: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned> Visitor<'de> for Field<'_, T> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "a JSON object with an array {:?}", self.field)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == self.field {
-                map.next_value_seed(Items { each: &mut *self.each, item: PhantomData })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-struct Items<'f, T> {
-    each: &'f mut dyn FnMut(T),
-    item: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Items<'_, T> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, T: DeserializeOwned> Visitor<'de> for Items<'_, T> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON array")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(item) = seq.next_element::<T>()? {
-            (self.each)(item);
-        }
-        Ok(())
     }
 }

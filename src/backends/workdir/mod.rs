@@ -8,6 +8,7 @@
 
 mod export;
 mod files;
+mod json;
 mod links;
 mod readback;
 mod restore;
