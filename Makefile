@@ -4,7 +4,7 @@ CARGO ?= cargo
 DEMO := .run/demo
 SAMPLE := tests/fixtures/nano-graphrag-workdir
 
-.PHONY: help demo test lint bench build release servers-up servers-down lambda-build lambda-package lambda-watch lambda-invoke-backup lambda-invoke-restore lambda-loop
+.PHONY: help demo test lint bench bench-consistency build release servers-up servers-down lambda-build lambda-package lambda-watch lambda-invoke-backup lambda-invoke-restore lambda-loop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -16,6 +16,8 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 	./target/debug/ngbak --store $(DEMO)/store backup --kv-dir $(SAMPLE) --id demo_snapshot
 	./target/debug/ngbak --store $(DEMO)/store list
 	./target/debug/ngbak --store $(DEMO)/store verify demo_snapshot
+	@echo "demo: the deployment's links, checked inside the archive (nothing restored)"
+	./target/debug/ngbak --store $(DEMO)/store consistency --backup demo_snapshot
 	@echo "demo: the archive alone (as if downloaded and kept elsewhere) proves itself, and imports into another store"
 	./target/debug/ngbak verify --file $(DEMO)/store/demo_snapshot.ngbak
 	./target/debug/ngbak --store $(DEMO)/elsewhere import $(DEMO)/store/demo_snapshot.ngbak
@@ -46,11 +48,16 @@ lint: ## formatting, clippy (warnings as errors), the SAM template, shell script
 	python3 -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 2>/dev/null || .tools/pytools/bin/python -c 'import yaml; yaml.safe_load(open("localstack/docker-compose.yml"))' 
 
 BENCH_SERVERS ?= redis s3
-bench: ## Redis side by side: ngbak vs the seed-style Python baseline vs redis-cli --rdb | gzip/pigz, table + chart
+bench: ## Redis side by side: ngbak vs the seed-style Python baseline vs redis-cli --rdb | gzip/pigz, table + chart; then bench-consistency's run
 	$(CARGO) build --locked --release --bin ngbak $(if $(NGBAK_BENCH_POINTS),--example qdrant_double)
 	tests/servers/install.sh --with-bench
 	tests/bench/build-issue-baseline.sh
 	tests/servers/with-servers.sh --servers "$(BENCH_SERVERS)" .tools/bench/bin/python tests/bench/bench.py
+	python3 tests/bench/consistency.py
+
+bench-consistency: ## ngbak consistency at 1,000,000 entities (NGBAK_BENCH_ENTITIES) vs a hand-written Python check
+	$(CARGO) build --locked --release --bin ngbak
+	python3 tests/bench/consistency.py
 
 LAMBDA_PATH := PATH=$(CURDIR)/.tools/pytools/bin:$$PATH
 EVENT ?= events/object-tags-added.json

@@ -1,6 +1,6 @@
 //! The `ngbak` command line: thin glue over the library.
 
-use crate::config::{BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
+use crate::config::{set, BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
 use crate::id::BackupId;
 use crate::pipeline::retention::{self, KeepPolicy};
 use crate::pipeline::{backup, catalog, cleanup, import, restore};
@@ -127,12 +127,15 @@ pub enum Command {
     },
     /// Check that the graph, the vectors and the key-value store of the configured GraphRAG
     /// deployment agree (exit 3 when a link is broken): a nano-graphrag working directory
-    /// (--kv-dir), or Redis and a Bolt graph together (Qdrant's vectors are not read yet).
+    /// (--kv-dir), or the live stores (Redis, a Bolt graph, Qdrant) together. With --store, the
+    /// report is also kept there as consistency-report.json.
     Consistency {
+        /// Check this backup in the store instead of the live stores: its archive is read (and
+        /// proved intact) once per pass, streaming; nothing is restored.
+        #[arg(long)]
+        backup: Option<BackupId>,
         #[command(flatten)]
         backends: BackendArgs,
-        #[command(flatten)]
-        layout: crate::consistency::Layout,
         #[arg(long)]
         json: bool,
     },
@@ -182,8 +185,13 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
         let (_, report) = import::verify_file(&source, sha256.as_deref(), store.as_deref()).await?;
         return emit(*json, &report, || standalone_line("is intact", &report));
     }
-    if let Command::Consistency { backends, layout, json } = &cli.command {
-        return consistency(backends, layout, *json).await;
+    if let Command::Consistency { backup, backends, json } = &cli.command {
+        // The store is optional here: when given, the report is kept in it as well.
+        let store = match (set(&cli.store.store), backup) {
+            (Some(_), _) | (None, Some(_)) => Some(cli.store.open().await?),
+            (None, None) => None,
+        };
+        return consistency(backends, backup.as_ref(), store.as_deref(), *json).await;
     }
     let store = cli.store.open().await?;
     match cli.command {
@@ -201,6 +209,9 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
                 );
                 for (name, b) in &summary.backends {
                     s += &format!("  {name}: {}\n", stats_line(&b.stats));
+                }
+                if let Some(c) = &summary.consistency {
+                    s += &format!("  consistency: {}\n", c.line());
                 }
                 s
             })
@@ -239,7 +250,8 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
             };
             let started_at = chrono::Utc::now();
             let result =
-                restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store)).await;
+                restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store, &backends))
+                    .await;
             let archive_there = store.head(&id.archive_key()).await.ok().flatten().is_some();
             if !args.dry_run && archive_there {
                 // The same report object the restore function writes, also when the restore failed.
@@ -275,6 +287,14 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
                 for (name, why) in &report.skipped {
                     s += &format!("  {name}: skipped ({why})\n");
                 }
+                if let Some(links) = &report.consistency {
+                    let when = if links.predicted { "as this restore would leave them" } else { "after the restore" };
+                    s += &match (&links.warning, &links.not_checked) {
+                        (Some(warning), _) => format!("WARNING: {warning}\n"),
+                        (None, Some(why)) => format!("links {when}: not checked ({why})\n"),
+                        (None, None) => format!("links {when}: every checked link holds\n"),
+                    };
+                }
                 if let Some(safety) = &report.safety_backup {
                     s += &format!(
                         "safety backup of what was overwritten: {safety} (roll back: {})\n",
@@ -289,19 +309,32 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
             let objects = store.list("").await?;
             let backups = catalog::list_backups_in(store.as_ref(), &objects).await?;
             emit(json, &backups, || {
-                let mut s = format!("{:<48} {:<21} {:>12}  {:<9} counts\n", "ID", "CREATED (UTC)", "BYTES", "STATUS");
+                let mut s = format!(
+                    "{:<48} {:<21} {:>12}  {:<9} {:<12} counts\n",
+                    "ID", "CREATED (UTC)", "BYTES", "STATUS", "CONSISTENCY"
+                );
                 for b in &backups {
+                    let consistency = match &b.consistency {
+                        Some(c) if c.consistent && c.rules.iter().any(|r| r.checked) => "consistent",
+                        Some(c) if c.consistent => "held still",
+                        Some(_) => "INCONSISTENT",
+                        None => "-",
+                    };
                     s += &format!(
-                        "{:<48} {:<21} {:>12}  {:<9} {}\n",
+                        "{:<48} {:<21} {:>12}  {:<9} {:<12} {}\n",
                         b.backup_id.as_str(),
                         b.created_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
                         b.size.map(|n| n.to_string()).unwrap_or_default(),
                         b.status,
+                        consistency,
                         match &b.reason {
                             Some(why) => format!("{} [{why}]", stats_line(&b.stats)),
                             None => stats_line(&b.stats),
                         }
                     );
+                    if let Some(c) = b.consistency.as_ref().filter(|c| !c.consistent) {
+                        s += &format!("    {}\n", c.line());
+                    }
                 }
                 s
             })?;
@@ -401,18 +434,40 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
 
 /// `ngbak consistency`: the rules over the configured deployment, printed; an error (exit 3)
 /// when a link is broken.
-async fn consistency(backends: &BackendArgs, layout: &crate::consistency::Layout, json: bool) -> Result<()> {
+/// The report object `ngbak consistency` keeps in the store (the latest check's).
+pub const CONSISTENCY_REPORT_KEY: &str = "consistency-report.json";
+
+async fn consistency(
+    backends: &BackendArgs,
+    backup: Option<&BackupId>,
+    store: Option<&dyn crate::store::ObjectStore>,
+    json: bool,
+) -> Result<()> {
     let mut backends = backends.clone();
-    crate::secrets::resolve(&mut backends).await?;
-    let parts: Vec<_> = backends.configured().filter_map(|b| b.deployment(layout)).collect();
+    let layout = &backends.layout.clone();
+    let parts: Vec<Box<dyn crate::consistency::Deployment + '_>> = match (backup, store) {
+        (Some(id), Some(store)) => {
+            let sidecar = restore::load_sidecar(store, id).await?;
+            let readers = backends.archived_facts(&[]);
+            vec![Box::new(crate::pipeline::archived_links::ArchiveDeployment::new(store, sidecar, readers))]
+        }
+        _ => {
+            crate::secrets::resolve(&mut backends).await?;
+            backends.deployments(&[])
+        }
+    };
     if parts.is_empty() {
         anyhow::bail!(
-            "no deployment to check: pass --kv-dir (a nano-graphrag working directory), or --redis-url and \
-             --neo4j-uri (this version does not read entity vectors from Qdrant yet)"
+            "no deployment to check: pass --kv-dir (a nano-graphrag working directory), or the live stores: \
+             --redis-url, --neo4j-uri, --qdrant-url"
         );
     }
     let mut deployment = crate::consistency::Combined(parts);
     let report = crate::consistency::check(&mut deployment, layout).await?;
+    if let Some(store) = store {
+        let doc = serde_json::json!({ "checked_at": chrono::Utc::now(), "backup_id": backup, "report": &report });
+        store.put(CONSISTENCY_REPORT_KEY, bytes::Bytes::from(serde_json::to_vec_pretty(&doc)?)).await?;
+    }
     emit(json, &report, || crate::consistency::render(&report))?;
     report.into_result()?;
     Ok(())
@@ -473,6 +528,8 @@ fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> 
     } else {
         print!("{}", human());
     }
+    // Before any error line on stderr, so the two read in order when both go to one place.
+    std::io::Write::flush(&mut std::io::stdout())?;
     Ok(())
 }
 

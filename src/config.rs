@@ -3,7 +3,7 @@
 
 use crate::archive::compress::{Codec, Compression};
 use crate::backends::{Backend, BackendRestoreArgs, Exporter, RestoreMode, Restorer};
-use crate::pipeline::backup::BackupOptions;
+use crate::pipeline::backup::{BackupOptions, EmptyPolicy, LinkCheck, QuietPolicy};
 use crate::pipeline::restore::RestoreOptions;
 use crate::store::{self, ObjectStore, S3Options};
 use anyhow::Result;
@@ -40,6 +40,25 @@ impl BackendArgs {
     /// The configured backends, in registration order.
     pub fn configured(&self) -> impl Iterator<Item = &dyn Backend> {
         self.all().into_iter().filter(|b| b.is_configured())
+    }
+
+    /// What the configured backends named in `only` (all when empty) hold of the GraphRAG
+    /// deployment, for the consistency check ([`crate::consistency`]).
+    pub fn deployments(&self, only: &[&str]) -> Vec<Box<dyn crate::consistency::Deployment>> {
+        self.configured()
+            .filter(|b| only.is_empty() || only.contains(&b.descriptor().name))
+            .filter_map(|b| b.deployment(&self.layout))
+            .collect()
+    }
+
+    /// The readers of the archive entries of every registered backend named in `only` (all when
+    /// empty), by their names in the archive.
+    pub fn archived_facts(&self, only: &[&str]) -> Vec<(&'static str, Box<dyn crate::consistency::ArchivedFacts>)> {
+        self.all()
+            .into_iter()
+            .filter(|b| only.is_empty() || only.contains(&b.descriptor().name))
+            .filter_map(|b| Some((b.descriptor().name, b.archived(&self.layout)?)))
+            .collect()
     }
 
     /// An exporter for every configured backend, optionally limited to `only`.
@@ -94,6 +113,24 @@ pub struct TuningArgs {
     /// Size of one NDJSON part in MiB (memory per backend in flight).
     #[arg(long, env = "NGBAK_PART_MIB", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub part_mib: u32,
+    /// Store the backup only when the stores held still from the export's start to its end:
+    /// otherwise export again (see --consistent-tries), or fail saying what moved.
+    #[arg(long, env = "NGBAK_CONSISTENT")]
+    pub consistent: bool,
+    /// With --consistent: how many exports to try.
+    #[arg(long, env = "NGBAK_CONSISTENT_TRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub consistent_tries: u32,
+    /// With --consistent: seconds to wait before the next try (doubled each time, at most 5 minutes).
+    #[arg(long, env = "NGBAK_CONSISTENT_PAUSE", default_value_t = 5)]
+    pub consistent_pause: u64,
+    /// Fail (store nothing) when a backend exports nothing while it holds data elsewhere (a
+    /// pattern matching no key, a directory without nano-graphrag files, a label without nodes).
+    #[arg(long, env = "NGBAK_FAIL_IF_EMPTY")]
+    pub fail_if_empty: bool,
+    /// An empty backup is meant (a new deployment): no warning, no failure (wins over
+    /// --fail-if-empty).
+    #[arg(long, env = "NGBAK_ALLOW_EMPTY")]
+    pub allow_empty: bool,
 }
 
 impl TuningArgs {
@@ -109,6 +146,17 @@ impl TuningArgs {
             config: serde_json::json!({ "store": store_url, "backends": backends.redacted() }),
             progress: false,
             reason: None,
+            quiet: QuietPolicy {
+                required: self.consistent,
+                tries: self.consistent_tries.max(1),
+                pause: std::time::Duration::from_secs(self.consistent_pause),
+            },
+            links: (!backends.layout.no_link_check).then(|| LinkCheck::of(backends)),
+            empty: match (self.allow_empty, self.fail_if_empty) {
+                (true, _) => EmptyPolicy::Allow,
+                (false, true) => EmptyPolicy::Fail,
+                (false, false) => EmptyPolicy::Warn,
+            },
         }
     }
 }
@@ -146,6 +194,15 @@ pub struct RestoreArgs {
     /// `false` turns the safety backup off (for the functions); `--no-safety-backup` wins.
     #[arg(long, env = "NGBAK_SAFETY_BACKUP", hide = true, default_value_t = true, action = clap::ArgAction::Set)]
     pub safety_backup: bool,
+    /// Fail (exit 3, kind Inconsistent) when the deployment's links do not hold after the restore;
+    /// without it, the report warns.
+    #[arg(long, env = "NGBAK_REQUIRE_CONSISTENT")]
+    pub require_consistent: bool,
+    /// Check the links over the live stores after a restore of every configured backend too (by
+    /// default only a restore that leaves some backend as it was is checked: a whole restore
+    /// reproduces the backup, whose links its manifest records).
+    #[arg(long, env = "NGBAK_CHECK_LINKS")]
+    pub check_links: bool,
 }
 
 impl RestoreArgs {
@@ -159,13 +216,29 @@ impl RestoreArgs {
     }
 
     /// The restore's options; the safety backup, when on, goes into `store`.
-    pub fn options(&self, store: &std::sync::Arc<dyn crate::store::ObjectStore>) -> RestoreOptions {
+    /// The link check runs over every configured backend, restored or not.
+    pub fn options(
+        &self,
+        store: &std::sync::Arc<dyn crate::store::ObjectStore>,
+        backends: &BackendArgs,
+    ) -> RestoreOptions {
         let safety = self.safety_backup && !self.no_safety_backup;
         RestoreOptions {
             only: self.only.iter().cloned().collect(),
             dry_run: self.dry_run,
             skip_verify_restored: self.no_verify_restored,
             safety_backup: safety.then(|| crate::pipeline::restore::SafetyBackup { store: store.clone() }),
+            links: (!backends.layout.no_link_check).then(|| {
+                let mut check = LinkCheck::of(backends);
+                check.replaced = crate::backends::descriptors()
+                    .iter()
+                    .filter(|d| self.mode_for(d.kind) == RestoreMode::Replace)
+                    .map(|d| d.name)
+                    .collect();
+                check.after_whole_restore = self.check_links;
+                check
+            }),
+            require_consistent: self.require_consistent,
         }
     }
 }

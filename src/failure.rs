@@ -33,12 +33,18 @@ pub enum FailureKind {
     PartialRestore,
     /// The restored state was read back and differs from the archive.
     ReadBackMismatch,
+    /// The stores did not hold still over any of the backup's tries (`--consistent`): no archive
+    /// was stored.
+    StoresMoving,
+    /// The deployment's stores do not link up (`--require-consistent`): the report names the
+    /// broken links.
+    Inconsistent,
     /// Anything else (a store error, a bug): the message says what.
     Internal,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 11] = [
+    pub const ALL: [FailureKind; 13] = [
         FailureKind::MalformedEvent,
         FailureKind::ConfigurationError,
         FailureKind::BackupExists,
@@ -49,6 +55,8 @@ impl FailureKind {
         FailureKind::Stopped,
         FailureKind::PartialRestore,
         FailureKind::ReadBackMismatch,
+        FailureKind::StoresMoving,
+        FailureKind::Inconsistent,
         FailureKind::Internal,
     ];
 
@@ -65,6 +73,8 @@ impl FailureKind {
             FailureKind::Stopped => "Stopped",
             FailureKind::PartialRestore => "PartialRestore",
             FailureKind::ReadBackMismatch => "ReadBackMismatch",
+            FailureKind::StoresMoving => "StoresMoving",
+            FailureKind::Inconsistent => "Inconsistent",
             FailureKind::Internal => "Internal",
         }
     }

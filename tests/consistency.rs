@@ -25,6 +25,9 @@ struct Deployment {
     vectors: Vec<(String, String)>,
     /// (key, member nodes)
     reports: Vec<(String, Vec<String>)>,
+    /// LightRAG's relationship vectors (id, src_id, tgt_id) and chunk vectors, when it has them.
+    relationship_vectors: Option<Vec<(String, String, String)>>,
+    chunk_vectors: Option<Vec<String>>,
 }
 
 fn vector_id(name: &str) -> String {
@@ -55,7 +58,16 @@ impl Deployment {
         let edges = (1..n).map(|i| (nodes[i - 1].0.clone(), nodes[i].0.clone(), vec![chunks[i].0.clone()])).collect();
         let vectors = nodes.iter().map(|(name, _)| (vector_id(name), name.clone())).collect();
         let reports = vec![("0".to_string(), nodes.iter().map(|(name, _)| name.clone()).collect())];
-        Deployment { docs, chunks, nodes, edges, vectors, reports }
+        Deployment { docs, chunks, nodes, edges, vectors, reports, relationship_vectors: None, chunk_vectors: None }
+    }
+
+    /// As [`Deployment::consistent`], with LightRAG's relationship and chunk vectors.
+    fn lightrag(n: usize) -> Self {
+        let mut d = Deployment::consistent(n, "L");
+        let rel_id = |a: &str, b: &str| format!("rel-{}", hex::encode(md5::Md5::digest(format!("{a}{b}").as_bytes())));
+        d.relationship_vectors = Some(d.edges.iter().map(|(a, b, _)| (rel_id(a, b), a.clone(), b.clone())).collect());
+        d.chunk_vectors = Some(d.chunks.iter().map(|(key, _)| key.clone()).collect());
+        d
     }
 
     fn write(&self, dir: &Path) {
@@ -102,12 +114,35 @@ impl Deployment {
             .map(|(k, members)| (k.clone(), json!({ "report_string": "…", "level": 0, "nodes": members, "edges": [] })))
             .collect();
         std::fs::write(dir.join("kv_store_community_reports.json"), Value::Object(reports).to_string()).unwrap();
+        if let Some(vectors) = &self.relationship_vectors {
+            let data: Vec<Value> =
+                vectors.iter().map(|(id, a, b)| json!({ "__id__": id, "src_id": a, "tgt_id": b })).collect();
+            let vdb = json!({ "embedding_dim": 4, "data": data, "matrix": "" });
+            std::fs::write(dir.join("vdb_relationships.json"), vdb.to_string()).unwrap();
+        }
+        if let Some(vectors) = &self.chunk_vectors {
+            let data: Vec<Value> = vectors.iter().map(|id| json!({ "__id__": id })).collect();
+            let vdb = json!({ "embedding_dim": 4, "data": data, "matrix": "" });
+            std::fs::write(dir.join("vdb_chunks.json"), vdb.to_string()).unwrap();
+        }
     }
 }
 
 /// Runs `ngbak consistency --json` on `dir`: (exit code, report).
 fn check(dir: &Path) -> (i32, Value) {
     let out = ngbak(&["consistency", "--kv-dir", dir.to_str().unwrap(), "--json"], &[]);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), report)
+}
+
+/// Backs `dir` up into a directory store and runs `ngbak consistency --backup --json` on the
+/// archive: (exit code, report).
+fn check_archived(dir: &Path) -> (i32, Value) {
+    let store = tempfile::tempdir().unwrap();
+    let store = store.path().to_str().unwrap();
+    json_of(&ngbak(&["--store", store, "backup", "--id", "checked", "--kv-dir", dir.to_str().unwrap(), "--json"], &[]));
+    let out = ngbak(&["--store", store, "consistency", "--backup", "checked", "--json"], &[]);
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap(), report)
@@ -130,6 +165,7 @@ fn a_consistent_deployment_holds_on_every_rule() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|r| r["checked"] == json!(true))
         .map(|r| (r["rule"].as_str().unwrap().to_string(), r["holds"].as_u64().unwrap()))
         .collect();
     let sources = 12 + 11 + 11; // one or two chunks per node, one per relationship
@@ -171,6 +207,43 @@ fn the_five_kinds_of_break_are_named_exactly() {
     );
     assert_eq!(broken(&report, "chunk_has_doc"), one(format!("{} (full_doc_id doc-gone)", d.chunks[7].0)));
     assert_eq!(broken(&report, "report_member_is_node"), one("\"NOT A NODE\" (in report 0)".to_string()));
+    // The same deployment in an archive: the same report, read from the archive's entries.
+    assert_eq!(check_archived(dir.path()), (code, report));
+}
+
+#[test]
+fn lightrag_relationship_and_chunk_vectors_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Deployment::lightrag(8);
+    let (code, report) = {
+        d.write(dir.path());
+        check(dir.path())
+    };
+    assert_eq!(code, 0, "{report}");
+    let rule = |report: &Value, name: &str| {
+        report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == name).unwrap().clone()
+    };
+    assert_eq!(rule(&report, "relationship_vector_is_relationship")["holds"], json!(7), "{report}");
+    assert_eq!(rule(&report, "chunk_vector_is_chunk")["holds"], json!(8), "{report}");
+    assert_eq!(rule(&report, "chunk_has_vector")["holds"], json!(8), "{report}");
+
+    // A relationship vector whose relationship is gone (either direction counts: the graph is
+    // undirected), a chunk without its vector, a vector of a chunk that is gone.
+    let rels = d.relationship_vectors.as_mut().unwrap();
+    rels[2] = (rels[2].0.clone(), rels[2].2.clone(), rels[2].1.clone());
+    let (gone_id, a, b) = ("rel-gone".to_string(), d.nodes[0].0.clone(), d.nodes[5].0.clone());
+    rels.push((gone_id.clone(), a.clone(), b.clone()));
+    let chunks = d.chunk_vectors.as_mut().unwrap();
+    let unvectored = chunks.remove(4);
+    chunks.push("chunk-gone".into());
+    d.write(dir.path());
+    let (code, report) = check(dir.path());
+    assert_eq!(code, 3, "{report}");
+    let one = |s: String| BTreeSet::from([s]);
+    assert_eq!(broken(&report, "relationship_vector_is_relationship"), one(format!("{gone_id} ({a} -> {b})")));
+    assert_eq!(broken(&report, "chunk_has_vector"), one(format!("{unvectored} (no chunk vector)")));
+    assert_eq!(broken(&report, "chunk_vector_is_chunk"), one("chunk-gone (no text chunk)".to_string()));
+    assert_eq!(check_archived(dir.path()), (code, report));
 }
 
 #[test]
@@ -224,6 +297,7 @@ proptest! {
         for rule in ["entity_vector_is_node", "source_id_is_chunk", "report_member_is_node"] {
             prop_assert!(broken(&report, rule).is_empty(), "{}: {}", rule, report);
         }
+        prop_assert_eq!(check_archived(dir.path()), (code, report));
     }
 }
 
@@ -232,7 +306,20 @@ proptest! {
 fn the_sample_working_directory_is_consistent() {
     let (code, report) = check(&sample_workdir());
     assert_eq!(code, 0, "{report}");
-    assert!(report["rules"].as_array().unwrap().iter().all(|r| r["checked"] == json!(true)), "{report}");
+    // nano-graphrag keeps no relationship or chunk vectors (LightRAG does): those rules only
+    // are not checked.
+    let unchecked: Vec<&str> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["checked"] != json!(true))
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        unchecked,
+        ["relationship_vector_is_relationship", "chunk_vector_is_chunk", "chunk_has_vector"],
+        "{report}"
+    );
 }
 
 /// The same rules over live stores: the key-value store in the real Redis, the graph in the real

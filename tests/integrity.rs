@@ -119,6 +119,7 @@ async fn hostile_archive(dir: &Path, id: &BackupId, hostile: tokio_tar::Header, 
         completed_at: created_at,
         tool_version: "test".into(),
         reason: None,
+        consistency: None,
         backends: [("jsonkv".to_string(), BackendManifest { kind: "kv".into(), ..Default::default() })].into(),
         entries: vec![EntryRecord {
             path: hostile_path,

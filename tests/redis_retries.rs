@@ -54,10 +54,11 @@ async fn a_backup_goes_on_when_its_redis_connection_is_cut_once() {
     let mut con = redis().await;
     let before = redis_snapshot(&mut con, &pattern).await;
 
-    // The backup opens a connection for large keys (1), one for SCAN (2) and its read lanes
-    // (3 on); SCAN's answers come to about 70 kB, a lane's batch to about 175 kB. Cut SCAN's and
-    // the first lane's after 20 kB: each read goes on over a new connection, never cut twice.
-    let proxy = flaky_proxy(redis_addr(), 2..=3, 20_000, Fault::Cut).await;
+    // The backup marks Redis's state on a connection of its own (1), then opens one for large
+    // keys (2), one for SCAN (3) and its read lanes (4 on); SCAN's answers come to about 70 kB, a
+    // lane's batch to about 175 kB. Cut SCAN's and the first lane's after 20 kB: each read goes
+    // on over a new connection, never cut twice.
+    let proxy = flaky_proxy(redis_addr(), 3..=4, 20_000, Fault::Cut).await;
     let port = proxy.port;
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());

@@ -45,12 +45,12 @@ async fn a_restore_cut_halfway_is_reported_partial_and_its_safety_backup_rolls_i
     let before_restore = redis_snapshot(&mut con, &pattern).await;
 
     // The restore's own writes go through a proxy that cuts them off: connections 1 (checks),
-    // 2–7 (the safety backup: large keys, SCAN and four read lanes) and 8 (the clearing of a
-    // replace) pass; from connection 9 on (the four write connections) each is cut after 1 KB of
-    // replies. (Reads are retried on a new connection, so the cut must hit the writes, which are
-    // not.)
+    // 2–9 (the safety backup: the mark of Redis's state before it, large keys, SCAN and four
+    // read lanes, the mark after it) and 10 (the clearing of a replace) pass; from connection 11
+    // on (the four write connections) each is cut after 1 KB of replies. (Reads are retried on a
+    // new connection, so the cut must hit the writes, which are not.)
     let target = redis_url().trim_start_matches("redis://").to_string();
-    let proxy = flaky_proxy(target, 9..=usize::MAX, 1_000, Fault::Cut).await;
+    let proxy = flaky_proxy(target, 11..=usize::MAX, 1_000, Fault::Cut).await;
     let port = proxy.port;
     let restorer =
         RedisRestorer::new(&format!("redis://127.0.0.1:{port}"), std::slice::from_ref(&pattern), RestoreMode::Replace);

@@ -45,6 +45,66 @@ pub struct Manifest {
     /// restore).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether the stores held still while they were read, and whether they link up (absent in
+    /// archives of older ngbak versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencySummary>,
+}
+
+/// What a backup knows of the deployment's consistency (FORMAT.md, "Consistency"): counts only,
+/// never the ids of broken links (those are the report of `ngbak consistency`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConsistencySummary {
+    /// The stores held still from the export's start to its end and every checked link holds.
+    pub consistent: bool,
+    /// What moved while the export ran, per backend (empty when every marked backend held still).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub moved: BTreeMap<String, Vec<String>>,
+    /// Backends whose state could not be marked, and why (their writes would go unseen).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmarked: BTreeMap<String, String>,
+    /// Exports it took (`--consistent` exports again until the stores hold still).
+    pub attempts: u32,
+    /// The link rules' counts over the stores as the export left them; empty when not checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleCounts>,
+    /// Why the links were not checked, when they were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links_not_checked: Option<String>,
+}
+
+/// One link rule's counts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RuleCounts {
+    pub rule: String,
+    pub checked: bool,
+    pub holds: u64,
+    pub broken: u64,
+}
+
+impl ConsistencySummary {
+    /// One line for `list` and `inspect`: `consistent`, or what is wrong.
+    pub fn line(&self) -> String {
+        let mut parts = Vec::new();
+        for (backend, moved) in &self.moved {
+            parts.push(format!("{backend} moved during the backup ({})", moved.join(", ")));
+        }
+        let broken: Vec<String> =
+            self.rules.iter().filter(|r| r.broken > 0).map(|r| format!("{} {} broken", r.rule, r.broken)).collect();
+        if !broken.is_empty() {
+            parts.push(format!("links broken: {}", broken.join(", ")));
+        }
+        let checked = self.rules.iter().filter(|r| r.checked).count();
+        if parts.is_empty() {
+            match (checked, &self.links_not_checked) {
+                (0, Some(why)) => format!("held still; links not checked ({why})"),
+                (0, None) => "held still; no link rule could be checked".into(),
+                (n, _) => format!("consistent (held still, {n} link rules hold)"),
+            }
+        } else {
+            format!("INCONSISTENT: {}", parts.join("; "))
+        }
+    }
 }
 
 /// What one backend put into the archive.

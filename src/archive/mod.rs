@@ -8,5 +8,7 @@ pub mod reader;
 pub mod writer;
 
 pub use digest::ContentDigest;
-pub use format::{ArchiveDigest, ArchiveHeader, BackendManifest, EntryRecord, Manifest, Sidecar};
+pub use format::{
+    ArchiveDigest, ArchiveHeader, BackendManifest, ConsistencySummary, EntryRecord, Manifest, RuleCounts, Sidecar,
+};
 pub use writer::{ArchiveWriter, EntryBody, PendingEntry};

@@ -86,4 +86,9 @@ pub trait Backend: Send + Sync {
     fn deployment(&self, _layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
         None
     }
+    /// The reader of what it holds of a GraphRAG deployment in its archive entries, for the
+    /// check of an archive; `None` for a backend that cannot say. Called configured or not.
+    fn archived(&self, _layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::ArchivedFacts>> {
+        None
+    }
 }

@@ -36,8 +36,24 @@ pub trait Exporter: Send {
     fn name(&self) -> &'static str;
     /// `kv`, `graph` or `vector`.
     fn kind(&self) -> &'static str;
-    /// Exports everything through `out`; returns the backend's part of the manifest.
+    /// Exports everything through `out`; returns the backend's part of the manifest. May be
+    /// called again on the same exporter (a `--consistent` backup exports until the stores hold
+    /// still).
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest>;
+    /// A cheap mark of the backend's state (counts, a write counter), taken before the export
+    /// and after it to notice writes during it; `None` when the backend cannot take one (e.g.
+    /// its user may not run the commands). An error means the backend cannot be reached: before
+    /// the export, it fails the backup.
+    async fn state_mark(&mut self) -> Result<Option<crate::consistency::state::StateMark>> {
+        Ok(None)
+    }
+    /// After the export: `Some` when it held nothing (no key under the patterns, no
+    /// nano-graphrag file, no node in scope, a collection without points), saying what the
+    /// backend holds instead, so that a wrong pattern or path is seen at once and not at the
+    /// next restore.
+    async fn emptiness(&mut self, _exported: &BackendManifest) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Receives canonical records (FORMAT.md), one at a time, to add them to a content digest.

@@ -27,6 +27,9 @@ macro_rules! register_backends {
                 #[command(flatten)]
                 pub $module: $settings,
             )*
+            /// How the deployment's stores link to one another (the consistency check's rules).
+            #[command(flatten)]
+            pub layout: $crate::consistency::Layout,
             /// The settings that were read from Secrets Manager (their flags), to read again on
             /// rotation.
             #[arg(skip)]

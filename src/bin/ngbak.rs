@@ -20,7 +20,7 @@ async fn main() -> std::process::ExitCode {
             if let Some(stopped) = e.downcast_ref::<ngbak::stop::Stopped>() {
                 return std::process::ExitCode::from(stopped.exit_code());
             }
-            if e.downcast_ref::<ngbak::consistency::Inconsistent>().is_some() {
+            if ngbak::pipeline::failure_kind(&e) == ngbak::failure::FailureKind::Inconsistent {
                 return std::process::ExitCode::from(3);
             }
             std::process::ExitCode::FAILURE

@@ -57,6 +57,19 @@ pub struct ConsistencyReport {
     pub rules: Vec<RuleOutcome>,
 }
 
+impl ConsistencyReport {
+    /// The rules' counts without the names (what a manifest records).
+    pub fn counts(&self) -> Vec<crate::archive::RuleCounts> {
+        let count = |r: &RuleOutcome| crate::archive::RuleCounts {
+            rule: r.rule.to_string(),
+            checked: r.checked,
+            holds: r.holds,
+            broken: r.broken,
+        };
+        self.rules.iter().map(count).collect()
+    }
+}
+
 /// The human-readable report.
 pub fn render(report: &ConsistencyReport) -> String {
     let mut s = String::new();

@@ -43,6 +43,9 @@ pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std
                     ("ArchiveBytes", "Bytes", summary.size as f64),
                 ],
             );
+            if let Some(c) = &summary.consistency {
+                crate::consistency::emit_rule_metrics(&ns, "backup", &c.rules, Some(!c.moved.is_empty()));
+            }
             for (name, b) in &summary.backends {
                 // Each backend says which of its statistics count its records.
                 let counted = crate::backends::describe(name).map(|d| d.record_stats).unwrap_or_default();

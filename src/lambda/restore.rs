@@ -129,7 +129,7 @@ async fn restore_locked(
         Ok(None) => {
             async {
                 crate::check::preflight(store.as_ref(), &config.backends, &config.restore.only).await?;
-                run_restore(store.as_ref(), id, restorers, &config.restore.options(&store)).await
+                run_restore(store.as_ref(), id, restorers, &config.restore.options(&store, &config.backends)).await
             }
             .await
         }
@@ -149,8 +149,11 @@ async fn restore_locked(
     }
     let ns = metrics_namespace();
     match result {
-        Ok(_) => {
+        Ok(done) => {
             emit_metrics(&ns, &[("Function", "restore")], &[("RestoreSuccess", "Count", 1.0)]);
+            if let Some(links) = done.consistency.as_ref().and_then(|c| c.report.as_ref()) {
+                crate::consistency::emit_rule_metrics(&ns, "restore", &links.counts(), None);
+            }
             report["report_key"] = json!(id.report_key());
             Ok(report)
         }

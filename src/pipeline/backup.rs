@@ -1,11 +1,17 @@
 //! Backup: exporters run concurrently and hand finished entries to one archive writer over a
 //! bounded channel; the compressed stream goes straight into an upload. Nothing is staged on
-//! disk, and any failure aborts the upload so no archive appears under the final key.
+//! disk, and any failure aborts the upload so no archive appears under the final key. Whether
+//! the stores held still and link up is recorded in the manifest (`super::quiet`).
 
+pub use super::empty::EmptyPolicy;
+use super::quiet::{self, Moved};
+pub use super::quiet::{LinkCheck, QuietPolicy};
 use super::TOOL_VERSION;
 use crate::archive::compress::Compression;
 use crate::archive::format::{ArchiveHeader, FORMAT_NAME, FORMAT_VERSION, HEADER_PATH, MANIFEST_PATH};
-use crate::archive::{ArchiveDigest, ArchiveWriter, BackendManifest, EntryBody, Manifest, PendingEntry, Sidecar};
+use crate::archive::{
+    ArchiveDigest, ArchiveWriter, BackendManifest, ConsistencySummary, EntryBody, Manifest, PendingEntry, Sidecar,
+};
 use crate::backends::{EntrySender, Exporter};
 use crate::id::BackupId;
 use crate::progress::Progress;
@@ -37,6 +43,12 @@ pub struct BackupOptions {
     pub progress: bool,
     /// Recorded in the manifest: why this backup was taken (e.g. before a restore).
     pub reason: Option<String>,
+    /// Whether a try whose stores moved fails (and how often to try).
+    pub quiet: QuietPolicy,
+    /// The link check run after the export (none: recorded as not checked).
+    pub links: Option<LinkCheck>,
+    /// What to do with a backend that exported nothing.
+    pub empty: EmptyPolicy,
 }
 
 impl Default for BackupOptions {
@@ -48,6 +60,9 @@ impl Default for BackupOptions {
             config: serde_json::Value::Null,
             progress: false,
             reason: None,
+            quiet: QuietPolicy::default(),
+            links: None,
+            empty: EmptyPolicy::Warn,
         }
     }
 }
@@ -63,6 +78,7 @@ pub struct BackupSummary {
     pub sha256: String,
     pub entries: usize,
     pub backends: BTreeMap<String, BackendManifest>,
+    pub consistency: Option<ConsistencySummary>,
     pub seconds: f64,
 }
 
@@ -82,7 +98,7 @@ fn every_backend_flag() -> String {
 
 pub async fn run_backup(
     store: Arc<dyn ObjectStore>,
-    exporters: Vec<Box<dyn Exporter>>,
+    mut exporters: Vec<Box<dyn Exporter>>,
     options: BackupOptions,
 ) -> Result<BackupSummary> {
     if exporters.is_empty() {
@@ -104,7 +120,7 @@ pub async fn run_backup(
             return Err(crate::failure::FailureKind::LockHeld.marked(message).into());
         }
     };
-    let result = backup_locked(store.clone(), exporters, &options, &id, created_at).await;
+    let result = backup_tries(store.clone(), &mut exporters, &options, &id, created_at).await;
     lock.release().await.ok();
     let (manifest, digest) = result?;
     tracing::info!(backup_id = %id, size = digest.size, sha256 = %digest.sha256, "backup complete");
@@ -117,21 +133,57 @@ pub async fn run_backup(
         sha256: digest.sha256,
         entries: manifest.entries.len(),
         backends: manifest.backends,
+        consistency: manifest.consistency,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-async fn backup_locked(
+/// Backs up once, or under `--consistent` until a try finds the stores held still.
+async fn backup_tries(
     store: Arc<dyn ObjectStore>,
-    exporters: Vec<Box<dyn Exporter>>,
+    exporters: &mut [Box<dyn Exporter>],
     options: &BackupOptions,
     id: &BackupId,
     created_at: chrono::DateTime<Utc>,
 ) -> Result<(Manifest, ArchiveDigest)> {
+    let mut attempt = 1;
+    loop {
+        match backup_locked(store.clone(), exporters, options, id, created_at, attempt).await {
+            Err(e) if e.is::<Moved>() && attempt < options.quiet.tries => {
+                let pause = options.quiet.pause_before(attempt + 1);
+                tracing::warn!("try {attempt} of {}: {e:#}; exporting again in {pause:?}", options.quiet.tries);
+                crate::stop::or_stop(async {
+                    tokio::time::sleep(pause).await;
+                    Ok(())
+                })
+                .await?;
+                attempt += 1;
+            }
+            Err(e) if e.is::<Moved>() => {
+                let tries = options.quiet.tries;
+                return Err(e.context(format!(
+                    "backup {id}: the stores did not hold still in {tries} tries (--consistent); no archive was \
+                     stored. Stop the indexer or the writers for the backup's length (README, Consistency), raise \
+                     --consistent-tries, or back up without --consistent to store one marked inconsistent"
+                )));
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn backup_locked(
+    store: Arc<dyn ObjectStore>,
+    exporters: &mut [Box<dyn Exporter>],
+    options: &BackupOptions,
+    id: &BackupId,
+    created_at: chrono::DateTime<Utc>,
+    attempt: u32,
+) -> Result<(Manifest, ArchiveDigest)> {
     let mut upload = store.start_upload(&id.archive_key()).await?;
     let (chunks_tx, mut chunks_rx) = mpsc::channel::<Bytes>(2);
     let progress = Progress::new("backup", options.progress);
-    let produce = produce_archive(exporters, options, id, created_at, chunks_tx, &progress);
+    let produce = produce_archive(exporters, options, id, created_at, attempt, chunks_tx, &progress);
     let pump = async {
         while let Some(chunk) = chunks_rx.recv().await {
             progress.add(chunk.len() as u64);
@@ -160,6 +212,9 @@ async fn backup_locked(
             if let Err(abort) = upload.abort().await {
                 tracing::error!("could not abort the upload of {}: {abort:#}", id.archive_key());
             }
+            if error.is::<Moved>() {
+                return Err(error);
+            }
             return Err(error.context(format!("backup {id} failed; no archive was stored")));
         }
     };
@@ -176,10 +231,11 @@ async fn backup_locked(
 /// Runs the exporters and writes the archive into `chunks`; returns the manifest and the
 /// size and SHA-256 of the compressed stream.
 async fn produce_archive(
-    exporters: Vec<Box<dyn Exporter>>,
+    exporters: &mut [Box<dyn Exporter>],
     options: &BackupOptions,
     id: &BackupId,
     created_at: chrono::DateTime<Utc>,
+    attempt: u32,
     chunks: mpsc::Sender<Bytes>,
     progress: &Progress,
 ) -> Result<(Manifest, String, u64)> {
@@ -205,8 +261,9 @@ async fn produce_archive(
         })
         .await?;
 
+    let before = quiet::marks_before(exporters).await?;
     let (entries_tx, mut entries_rx) = mpsc::channel::<PendingEntry>(2);
-    let exports = try_join_all(exporters.into_iter().map(|mut exporter| {
+    let exports = try_join_all(exporters.iter_mut().map(|exporter| {
         let out = EntrySender::new(entries_tx.clone(), exporter.name(), options.part_bytes);
         async move {
             let name = exporter.name();
@@ -227,6 +284,19 @@ async fn produce_archive(
         anyhow::Ok(())
     };
     let (backends, ()) = tokio::try_join!(exports, write)?;
+    let mut backends: BTreeMap<String, BackendManifest> = backends.into_iter().collect();
+    super::empty::check(exporters, &mut backends, options.empty).await?;
+    let consistency = quiet::summarise(exporters, before, options.links.as_ref(), attempt).await;
+    if !consistency.moved.is_empty() {
+        if options.quiet.required {
+            return Err(Moved(consistency.moved).into());
+        }
+        tracing::warn!(
+            "the stores moved while the backup read them ({}); the backup is stored and marked inconsistent \
+             (--consistent exports again until they hold still)",
+            quiet::describe(&consistency.moved)
+        );
+    }
     let manifest = Manifest {
         format: FORMAT_NAME.into(),
         format_version: FORMAT_VERSION,
@@ -234,10 +304,11 @@ async fn produce_archive(
         created_at,
         completed_at: Utc::now(),
         tool_version: TOOL_VERSION.into(),
-        backends: backends.into_iter().collect(),
+        backends,
         entries: archive.entries().to_vec(),
         config: options.config.clone(),
         reason: options.reason.clone(),
+        consistency: Some(consistency),
     };
     let (mut out, sha256, size) = archive.finish(MANIFEST_PATH, &manifest).await?;
     tokio::io::AsyncWriteExt::shutdown(&mut out).await?;

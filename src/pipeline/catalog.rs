@@ -27,6 +27,9 @@ pub struct BackupListing {
     /// Why the backup was taken, when it says (e.g. a safety backup before a restore).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether the stores held still and linked up (absent for older backups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<crate::archive::ConsistencySummary>,
 }
 
 /// Every backup in the store, newest first; archives without a readable sidecar are listed too,
@@ -63,6 +66,7 @@ pub async fn list_backups_in(store: &dyn ObjectStore, objects: &[ObjectMeta]) ->
                 backends: s.manifest.backends.keys().cloned().collect(),
                 status: if archives.contains(&id) { "complete".into() } else { "archive missing".into() },
                 reason: s.manifest.reason.clone(),
+                consistency: s.manifest.consistency.clone(),
             },
             _ => bare(&id, "unreadable sidecar"),
         };
@@ -89,6 +93,7 @@ fn bare(id: &BackupId, status: &str) -> BackupListing {
         stats: BTreeMap::new(),
         status: status.into(),
         reason: None,
+        consistency: None,
     }
 }
 

@@ -1,9 +1,12 @@
 //! The jobs, wiring backends, the archive and a store together.
 
+pub mod archived_links;
 pub mod backup;
 pub mod catalog;
 pub mod cleanup;
+pub mod empty;
 pub mod import;
+pub mod quiet;
 pub mod restore;
 pub mod retention;
 
@@ -23,6 +26,14 @@ pub fn failure_kind(error: &anyhow::Error) -> FailureKind {
     }
     if error.downcast_ref::<backup::AlreadyExists>().is_some() {
         return FailureKind::BackupExists;
+    }
+    if error.downcast_ref::<restore::RestoredInconsistent>().is_some()
+        || error.downcast_ref::<crate::consistency::Inconsistent>().is_some()
+    {
+        return FailureKind::Inconsistent;
+    }
+    if error.downcast_ref::<quiet::Moved>().is_some() {
+        return FailureKind::StoresMoving;
     }
     if let Some(marked) = error.downcast_ref::<Marked>() {
         return marked.kind;

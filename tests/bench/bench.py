@@ -9,7 +9,10 @@ On the same nano-graphrag text-chunk data in Redis, at two sizes (NGBAK_BENCH_KE
     restore of the gzip and zstd archives;
   - the seed-style baseline (seed_baseline.py): per-key GET to JSON files, tar + gzip -9, upload;
     restore: download, read the files, SET per key;
-  - native pipelines: `redis-cli --rdb -` through `gzip -1` or `pigz -1` into an S3 upload;
+  - native pipelines: `redis-cli --rdb -` through `gzip -1` or `pigz -1` into an S3 upload; and
+    for the restore Redis's own mass insertion, `redis-cli --pipe` of the same SETs (kept as RESP
+    when the data is loaded) into an emptied Redis, beside ngbak's restore with its defaults and
+    without the read-back;
   - GNU `gzip -1` of ngbak's own tar stream (the size reference).
 Every run is timed (wall, CPU = user + system of the whole process tree), its peak RSS is taken
 (sampled tree sum, at least GNU time's maximum), and its RSS is sampled over time for the chart.
@@ -105,8 +108,14 @@ def resp(*args):
     return b"".join(parts)
 
 
+def resp_file(keys):
+    """Where load() keeps the RESP of its SETs, for the native restore row (redis-cli --pipe)."""
+    return os.path.join(WORK, f"resp-{keys}.bin")
+
+
 def load(keys):
-    """Writes `keys` nano-graphrag text chunks (about 825 bytes of JSON each); returns their bytes."""
+    """Writes `keys` nano-graphrag text chunks (about 825 bytes of JSON each); returns their bytes.
+    The same SETs are kept as RESP in resp_file(keys), outside any timing."""
     rng = random.Random(42)
     words = ["graph", "entity", "relation", "community", "report", "Lovelace", "Turing", "engine", "cipher",
              "vector", "embedding", "chunk", "document", "summary", "cluster", "weight", "source", "the", "of",
@@ -114,6 +123,8 @@ def load(keys):
     corpus = " ".join(rng.choice(words) + str(rng.randrange(1000)) * (rng.random() < 0.2) for _ in range(600_000))
     redis_cli("FLUSHALL")
     pipe = subprocess.Popen(["redis-cli", "-u", REDIS, "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    os.makedirs(WORK, exist_ok=True)
+    saved = open(resp_file(keys), "wb")
     total, buf = 0, []
     for i in range(keys):
         n = max(100, int(rng.gauss(700, 150)))
@@ -124,18 +135,25 @@ def load(keys):
         total += len(doc)
         if len(buf) >= 5000:
             pipe.stdin.write(b"".join(buf))
+            saved.write(b"".join(buf))
             buf.clear()
     pipe.stdin.write(b"".join(buf))
+    saved.write(b"".join(buf))
+    saved.close()
     pipe.stdin.close()
     pipe.wait()
     assert int(redis_cli("DBSIZE")) == keys
     return total
 
 
-def ngbak_backup(store, bid, codec=None, threads=None, level=None, binary=NGBAK):
+def ngbak_backup(store, bid, codec=None, threads=None, level=None, binary=NGBAK, links=False):
     """A backup of the Redis data; codec, threads and level only when given (the issue-13 binary
-    has none of those flags)."""
+    has none of those flags). The rows compare the backup pipeline, so the consistency check that
+    a backup runs by default (one more read of the key-value namespaces) is off unless `links`;
+    one row measures it."""
     cmd = [binary, "--store", store, "backup", "--id", bid, "--redis-url", REDIS, "--json"]
+    if binary == NGBAK and not links:
+        cmd.append("--no-link-check")
     for flag, value in [("--compression", codec), ("--threads", threads), ("--compression-level", level)]:
         if value:
             cmd += [flag, str(value)]
@@ -144,18 +162,34 @@ def ngbak_backup(store, bid, codec=None, threads=None, level=None, binary=NGBAK)
     return r
 
 
-def ngbak_restore(store, bid, keys, flush=True):
+def ngbak_restore(store, bid, keys, flush=True, read_back=True):
     """A restore with the defaults: safety backup of what it overwrites, then the write, then the
-    read-back check. With `flush`, into an empty Redis (the safety backup then has nothing to save)."""
+    read-back check (unless not `read_back`). With `flush`, into an empty Redis (the safety backup
+    then has nothing to save)."""
     if flush:
         redis_cli("FLUSHALL")
-    r = measure([NGBAK, "--store", store, "restore", bid, "--redis-url", REDIS, "--json"])
+    extra = [] if read_back else ["--no-verify-restored"]
+    r = measure([NGBAK, "--store", store, "restore", bid, "--redis-url", REDIS, "--json"] + extra)
     report = json.loads(r["out"])
     restored = report["backends"]["redis"]["restored"]["keys"]
     assert restored == keys == int(redis_cli("DBSIZE")), f"ngbak restored {restored} of {keys} keys"
-    assert report["backends"]["redis"]["verified"] is True, "the read-back check did not pass"
+    assert report["backends"]["redis"]["verified"] is (True if read_back else None), "the read-back check"
     r["verify_s"] = report["verify_restored_seconds"]
     r["safety_s"] = report["safety_backup_seconds"]
+    r["verification_s"] = report.get("verification_pass_seconds", 0.0)
+    r["total_s"] = report["seconds"]
+    return r
+
+
+NATIVE_RESTORE = "native: redis-cli --pipe of the same SETs into an emptied Redis"
+LINKS_ROW = "ngbak gzip backup, 2 threads, with the consistency check (the default; the other rows: --no-link-check)"
+
+
+def native_restore(keys):
+    """Redis's own mass insertion of the same keys (the RESP load() kept), into an emptied Redis."""
+    redis_cli("FLUSHALL")
+    r = measure(["sh", "-c", f"redis-cli -u '{REDIS}' --pipe < '{resp_file(keys)}' > /dev/null"])
+    assert int(redis_cli("DBSIZE")) == keys, "redis-cli --pipe did not load every key"
     return r
 
 
@@ -173,6 +207,7 @@ def run_size(keys, bucket, store):
         for threads in [1, 2]:
             rep(f"ngbak {codec} backup, {threads} thread{'s' * (threads > 1)}",
                 lambda i, c=codec, t=threads: ngbak_backup(store, f"b{tag}_{c}_{t}_{i}", c, t))
+    rep(LINKS_ROW, lambda i: ngbak_backup(store, f"b{tag}_links_{i}", "gzip", 2, links=True))
     rep("ngbak backup, previous defaults (gzip 1, 1 thread)",
         lambda i: ngbak_backup(store, f"b{tag}_old_{i}", "gzip", 1, level=1))
     if os.path.exists(ISSUE_BASELINE):
@@ -180,6 +215,9 @@ def run_size(keys, bucket, store):
     # Restores write into the same Redis; the data is put back afterwards by the last restore.
     rep("ngbak restore (gzip archive)", lambda i: ngbak_restore(store, f"b{tag}_gzip_2_0", keys))
     rep("ngbak restore (zstd archive)", lambda i: ngbak_restore(store, f"b{tag}_zstd_2_0", keys))
+    rep("ngbak restore without the read-back (gzip; --no-verify-restored)",
+        lambda i: ngbak_restore(store, f"b{tag}_gzip_2_0", keys, read_back=False))
+    rep(NATIVE_RESTORE, lambda i: native_restore(keys))
     # Over the live data: the safety backup first saves all of it.
     rep("ngbak restore over the live data (gzip; safety backup of every key first)",
         lambda i: ngbak_restore(store, f"b{tag}_gzip_2_0", keys, flush=False))
@@ -350,6 +388,20 @@ def report(results):
                 f"| read-back check after the restore < 20% of its time | {rg['verify_s']:.2f} s of {rg['wall']:.2f} s "
                 f"({rg['verify_s'] / rg['wall']:.0%}) | {yes(rg['verify_s'] / rg['wall'] < 0.2)} |",
                 ""]
+        pipe, bare = rows.get(NATIVE_RESTORE), rows.get("ngbak restore without the read-back (gzip; --no-verify-restored)")
+        if pipe and bare:
+            out.insert(-1, f"| restore within 1.5x of `redis-cli --pipe`, defaults | {rg['wall'] / pipe['wall']:.2f}x "
+                           f"({rg['wall']:.2f} vs {pipe['wall']:.2f} s) | {yes(rg['wall'] / pipe['wall'] <= 1.5)} |")
+            out.insert(-1, f"| restore within 1.2x of `redis-cli --pipe`, `--no-verify-restored` | "
+                           f"{bare['wall'] / pipe['wall']:.2f}x | {yes(bare['wall'] / pipe['wall'] <= 1.2)} |")
+        rest = rg["total_s"] - rg["verification_s"] - rg["safety_s"] - rg["verify_s"]
+        out.insert(-1, f"| (where the default restore's {rg['total_s']:.2f} s go, as it reports them) | verification pass "
+                       f"{rg['verification_s']:.2f} s, safety backup {rg['safety_s']:.2f} s, writing {rest:.2f} s, "
+                       f"read-back {rg['verify_s']:.2f} s | — |")
+        links = rows.get(LINKS_ROW)
+        if links:
+            out.insert(-1, f"| (what the consistency check adds to a backup) | {links['wall'] - g2['wall']:.2f} s of "
+                           f"{links['wall']:.2f} s ({(links['wall'] - g2['wall']) / links['wall']:.0%}) | — |")
         live = rows.get("ngbak restore over the live data (gzip; safety backup of every key first)")
         if live:
             out.insert(-1, f"| (what the safety backup adds over live data) | {live['safety_s']:.2f} s of "

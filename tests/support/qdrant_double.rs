@@ -50,6 +50,8 @@ struct Inner {
     snapshots: BTreeMap<(String, String), Vec<u8>>,
     aliases: BTreeMap<String, String>,
     seq: u64,
+    /// Points scroll has answered with their vectors.
+    vectors_sent: u64,
 }
 
 pub struct Shared {
@@ -134,6 +136,11 @@ impl QdrantDouble {
     pub fn snapshots(&self, collection: &str) -> Vec<String> {
         let inner = self.shared.inner.lock().unwrap();
         inner.snapshots.keys().filter(|(c, _)| c == collection).map(|(_, n)| n.clone()).collect()
+    }
+
+    /// How many points scroll has answered with their vectors.
+    pub fn vectors_sent(&self) -> u64 {
+        self.shared.inner.lock().unwrap().vectors_sent
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -403,6 +410,23 @@ fn retrieved(p: PointStruct) -> RetrievedPoint {
     RetrievedPoint { id: p.id, payload: p.payload, vectors, ..Default::default() }
 }
 
+/// Keeps of a point what a read asked for: the payload fields selected, the vectors when asked.
+/// (Unset selectors keep everything, as this double always answered.)
+fn select(p: &mut RetrievedPoint, payload: Option<&WithPayloadSelector>, vectors: Option<&WithVectorsSelector>) {
+    use with_payload_selector::SelectorOptions as P;
+    match payload.and_then(|w| w.selector_options.as_ref()) {
+        Some(P::Enable(false)) => p.payload.clear(),
+        Some(P::Include(i)) => p.payload.retain(|k, _| i.fields.contains(k)),
+        Some(P::Exclude(e)) => p.payload.retain(|k, _| !e.fields.contains(k)),
+        Some(P::Enable(true)) | None => {}
+    }
+    if let Some(with_vectors_selector::SelectorOptions::Enable(false)) =
+        vectors.and_then(|w| w.selector_options.as_ref())
+    {
+        p.vectors = None;
+    }
+}
+
 fn missing(c: &str) -> Status {
     Status::not_found(format!("Not found: Collection `{c}` doesn't exist!"))
 }
@@ -580,6 +604,11 @@ impl Points for Grpc {
         let mut page: Vec<RetrievedPoint> =
             coll.points.range(start..).take(limit + 1).map(|(_, p)| p.clone()).collect();
         let next_page_offset = if page.len() > limit { page.pop().and_then(|p| p.id) } else { None };
+        for p in &mut page {
+            select(p, s.with_payload.as_ref(), s.with_vectors.as_ref());
+        }
+        drop(inner);
+        self.0.inner.lock().unwrap().vectors_sent += page.iter().filter(|p| p.vectors.is_some()).count() as u64;
         Ok(Reply::new(ScrollResponse { next_page_offset, result: page, time: 0.0, usage: None }))
     }
 

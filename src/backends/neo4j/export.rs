@@ -30,6 +30,56 @@ impl Exporter for Neo4jExporter {
         "graph"
     }
 
+    /// No node in scope: how many the database holds, and its first labels.
+    async fn emptiness(&mut self, exported: &BackendManifest) -> Result<Option<String>> {
+        if exported.stats.get("entities").copied().unwrap_or(0) > 0 {
+            return Ok(None);
+        }
+        let graph = self.settings.connect().await?;
+        let mut rows = graph.execute(query("MATCH (n) RETURN count(n) AS c")).await?;
+        let all: i64 = match rows.next().await? {
+            Some(row) => row.get("c")?,
+            None => 0,
+        };
+        let scope = self.settings.describe();
+        if all == 0 {
+            return Ok(Some(format!("no node in {scope}: the database holds none")));
+        }
+        let mut labels = Vec::new();
+        if let Ok(mut rows) = graph.execute(query("MATCH (n) UNWIND labels(n) AS l RETURN DISTINCT l LIMIT 5")).await {
+            while let Ok(Some(row)) = rows.next().await {
+                if let Ok(label) = row.get::<String>("l") {
+                    labels.push(label);
+                }
+            }
+        }
+        Ok(Some(format!(
+            "no node in {scope}, while the database holds {all} (labels seen: {}): check --neo4j-label \
+             (NEO4J_GRAPH_NAMESPACE) and --neo4j-database",
+            labels.join(", ")
+        )))
+    }
+
+    /// The counts of nodes and relationships in scope (a property changed in place goes unseen:
+    /// Bolt offers no cheap write counter across servers).
+    async fn state_mark(&mut self) -> Result<Option<crate::consistency::state::StateMark>> {
+        let graph = self.settings.connect().await?;
+        let scope = cypher::scope(self.settings.label.as_deref())?;
+        let mut mark = crate::consistency::state::StateMark::default();
+        for (name, q) in [
+            ("nodes", format!("MATCH (n{scope}) RETURN count(n) AS c")),
+            ("relationships", format!("MATCH (a{scope})-[r]->(b{scope}) RETURN count(r) AS c")),
+        ] {
+            let mut rows = graph.execute(query(&q)).await.with_context(|| format!("counting the graph's {name}"))?;
+            let count: i64 = match rows.next().await? {
+                Some(row) => row.get("c")?,
+                None => 0,
+            };
+            mark = mark.exact(name, count);
+        }
+        Ok(Some(mark))
+    }
+
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest> {
         let graph = self.settings.connect().await?;
         let scope = cypher::scope(self.settings.label.as_deref())?;

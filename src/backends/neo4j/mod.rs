@@ -235,6 +235,10 @@ impl Backend for Neo4jArgs {
     fn deployment(&self, _layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
         Some(Box::new(links::GraphDeployment::new(self.settings(RestoreMode::Merge)?)))
     }
+
+    fn archived(&self, _layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::ArchivedFacts>> {
+        Some(Box::new(links::ArchivedGraph::new(&self.graph_merge_key)))
+    }
 }
 
 /// Connects over Bolt; Neo4j says its version, other Bolt servers (ArcadeDB) may not.

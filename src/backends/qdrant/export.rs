@@ -79,6 +79,35 @@ impl Exporter for QdrantExporter {
         "vector"
     }
 
+    /// No collection, or a collection without points.
+    async fn emptiness(&mut self, exported: &BackendManifest) -> Result<Option<String>> {
+        if exported.stats.get("collections").copied().unwrap_or(0) == 0 {
+            return Ok(Some(
+                "no collection to back up: check --qdrant-collection (NGBAK_QDRANT_COLLECTIONS) and --qdrant-url".into(),
+            ));
+        }
+        let empty: Vec<&str> = exported
+            .stats
+            .iter()
+            .filter_map(|(stat, n)| stat.strip_prefix("vectors:").filter(|_| *n == 0))
+            .collect();
+        Ok((!empty.is_empty()).then(|| format!("collection(s) without points: {}", empty.join(", "))))
+    }
+
+    /// The point count of every collection backed up (a point changed in place goes unseen:
+    /// Qdrant offers no write counter).
+    async fn state_mark(&mut self) -> Result<Option<crate::consistency::state::StateMark>> {
+        let rest = self.settings.rest()?;
+        let mut mark = crate::consistency::state::StateMark::default();
+        for c in collections(&self.settings, &rest).await? {
+            let info = rest
+                .result(rest.request(Method::GET, &format!("/collections/{c}")), &format!("info of collection {c}"))
+                .await?;
+            mark = mark.exact(&format!("points of {c}"), info["points_count"].as_u64().unwrap_or(0));
+        }
+        Ok(Some(mark))
+    }
+
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest> {
         let rest = self.settings.rest()?;
         let version =

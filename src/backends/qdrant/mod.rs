@@ -10,11 +10,13 @@
 //!   NDJSON parts; restore creates the collection and upserts in batches.
 //!
 //! `export` and `restore` are the two directions; `snapshot` and `collection` hold what each mode
-//! needs on both; `points` converts points to archive records; `rest` and `grpc` are the clients.
+//! needs on both; `points` converts points to archive records; `rest` and `grpc` are the clients;
+//! `links` hands the entity vectors to the consistency check.
 
 mod collection;
 mod export;
 pub mod grpc;
+mod links;
 pub mod points;
 mod readback;
 pub mod rest;
@@ -272,6 +274,15 @@ impl Backend for QdrantArgs {
             .settings(None)
             .map(|q| json!({ "url": redact_url(&q.url), "collections": q.collections, "mode": q.mode }));
         config.insert("qdrant".into(), json!(echo));
+    }
+
+    /// The entity vectors: the points of the layout's entities collection.
+    fn deployment(&self, layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
+        Some(Box::new(links::VectorDeployment::new(self.settings(None).expect("configured"), layout)))
+    }
+
+    fn archived(&self, layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::ArchivedFacts>> {
+        Some(Box::new(links::ArchivedVectors::new(layout)))
     }
 }
 

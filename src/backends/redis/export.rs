@@ -8,6 +8,7 @@ use super::NAME;
 use crate::archive::{BackendManifest, ContentDigest};
 use crate::backends::records::ndjson::write_line;
 use crate::backends::{redact_url, EntrySender, Exporter};
+use crate::consistency::state::StateMark;
 use anyhow::{anyhow, Result};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -34,6 +35,61 @@ impl Exporter for RedisExporter {
 
     fn kind(&self) -> &'static str {
         "kv"
+    }
+
+    /// The database's key count and Redis's count of writes since its last save (server-wide:
+    /// a write to another database of the same server counts too; a save resets it).
+    async fn state_mark(&mut self) -> Result<Option<StateMark>> {
+        let mut con = crate::net::clients::redis(&self.url).await?;
+        let keys: Result<u64, _> = redis::cmd("DBSIZE").query_async(&mut con).await;
+        let info: Result<String, _> = redis::cmd("INFO").arg("persistence").query_async(&mut con).await;
+        let (keys, info) = match (keys, info) {
+            (Ok(keys), Ok(info)) => (keys, info),
+            (Err(e), _) | (_, Err(e)) => {
+                // E.g. an ACL user without DBSIZE or INFO: the backup goes on, unmarked.
+                tracing::warn!("cannot mark Redis's state to notice writes during the backup: {e}");
+                return Ok(None);
+            }
+        };
+        let writes = info.lines().find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"));
+        let mut mark = StateMark::default().exact("keys", keys);
+        if let Some(writes) = writes.and_then(|w| w.trim().parse().ok()) {
+            mark = mark.counter("writes", writes);
+        }
+        Ok(Some(mark))
+    }
+
+    /// No key matched: how many the database holds, and the first prefixes among them.
+    async fn emptiness(&mut self, exported: &BackendManifest) -> Result<Option<String>> {
+        if exported.stats.get("keys").copied().unwrap_or(0) > 0 {
+            return Ok(None);
+        }
+        let mut con = crate::net::clients::redis(&self.url).await?;
+        let keys: u64 = redis::cmd("DBSIZE").query_async(&mut con).await?;
+        let patterns = self.patterns.join(", ");
+        if keys == 0 {
+            return Ok(Some(format!("the patterns {patterns} matched no key: the database holds none")));
+        }
+        let (_, sample): (u64, Vec<Vec<u8>>) =
+            redis::cmd("SCAN").arg(0).arg("COUNT").arg(200).query_async(&mut con).await?;
+        let mut prefixes: Vec<String> = sample
+            .iter()
+            .map(|k| {
+                let k = String::from_utf8_lossy(k);
+                match k.split_once(':') {
+                    Some((prefix, _)) => format!("{prefix}:"),
+                    None => k.chars().take(24).collect(),
+                }
+            })
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        prefixes.truncate(5);
+        Ok(Some(format!(
+            "the patterns {patterns} matched no key, while the database holds {keys} (first prefixes seen: {}): \
+             check --redis-pattern (NGBAK_REDIS_PATTERNS) and the database number in the URL",
+            prefixes.join(", ")
+        )))
     }
 
     /// Reads, serialises and digests small keys on several connections at once

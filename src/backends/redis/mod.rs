@@ -121,6 +121,10 @@ impl Backend for RedisArgs {
     fn deployment(&self, layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
         Some(Box::new(links::KvDeployment::new(self.url(), &self.patterns(), layout)))
     }
+
+    fn archived(&self, layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::ArchivedFacts>> {
+        Some(Box::new(links::ArchivedKv::new(layout)))
+    }
 }
 
 /// The server's version from `INFO server`, and whether the URL carries a password.

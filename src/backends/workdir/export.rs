@@ -30,6 +30,45 @@ impl Exporter for WorkdirExporter {
         "kv"
     }
 
+    /// No nano-graphrag file: what the directory holds instead.
+    async fn emptiness(&mut self, exported: &BackendManifest) -> Result<Option<String>> {
+        if exported.stats.get("files").copied().unwrap_or(0) > 0 {
+            return Ok(None);
+        }
+        let dir = self.dir.clone();
+        let listing = tokio::task::spawn_blocking(move || known_files(&dir)).await??;
+        let mut other = listing.other;
+        other.sort();
+        let holds = match other.len() {
+            0 => "nothing".to_string(),
+            n if n > 5 => format!("{} and {} more", other[..5].join(", "), n - 5),
+            _ => other.join(", "),
+        };
+        Ok(Some(format!(
+            "{} holds no nano-graphrag file (kv_store_*.json, vdb_*.json, *.graphml) but {holds}: check --kv-dir \
+             (NGBAK_KV_DIR), nano-graphrag's working_dir",
+            self.dir.display()
+        )))
+    }
+
+    /// Each nano-graphrag file's size and modification time (nano-graphrag rewrites its files
+    /// when an insert ends).
+    async fn state_mark(&mut self) -> Result<Option<crate::consistency::state::StateMark>> {
+        let dir = self.dir.clone();
+        let mark = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut mark = crate::consistency::state::StateMark::default();
+            for (name, _) in known_files(&dir)?.known {
+                let meta = std::fs::metadata(dir.join(&name))?;
+                let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                let modified = modified.map(|t| t.as_nanos()).unwrap_or_default();
+                mark = mark.exact(&name, format!("{} bytes at {modified}", meta.len()));
+            }
+            Ok(mark)
+        })
+        .await??;
+        Ok(Some(mark))
+    }
+
     async fn export(&mut self, out: &EntrySender) -> Result<BackendManifest> {
         let dir = self.dir.clone();
         let Listing { known: files, other: skipped } = tokio::task::spawn_blocking(move || known_files(&dir)).await??;

@@ -76,6 +76,10 @@ impl Backend for WorkdirArgs {
     fn deployment(&self, layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::Deployment>> {
         Some(Box::new(links::WorkdirDeployment::new(self.dir().expect("configured"), layout)))
     }
+
+    fn archived(&self, layout: &crate::consistency::Layout) -> Option<Box<dyn crate::consistency::ArchivedFacts>> {
+        Some(Box::new(links::ArchivedFiles::new(layout)))
+    }
 }
 
 async fn probe(dir: PathBuf) -> Result<ProbeFound> {

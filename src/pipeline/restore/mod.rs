@@ -9,6 +9,7 @@
 //! (the proof that the restored state equals the archive) and `report` (what the restore tells,
 //! also after a failure).
 
+mod links;
 mod plan;
 mod readback;
 mod report;
@@ -16,6 +17,7 @@ mod safety;
 mod verify;
 mod write;
 
+pub use links::RestoredInconsistent;
 pub use report::{outcome_document, rollback_command, BackendReport, PartialRestore, RestoreReport, WrittenSoFar};
 pub use verify::{load_sidecar, verify, VerifyReport};
 
@@ -38,6 +40,10 @@ pub struct RestoreOptions {
     pub skip_verify_restored: bool,
     /// Back up what the restore will overwrite, before it writes (the rollback point).
     pub safety_backup: Option<SafetyBackup>,
+    /// The link check over the deployment after the restore (and, in a dry run, before it).
+    pub links: Option<crate::pipeline::quiet::LinkCheck>,
+    /// Fail when the links do not hold after the restore (`--require-consistent`).
+    pub require_consistent: bool,
 }
 
 /// Where the safety backup goes (the CLI and the functions use the restore's own store).
@@ -64,7 +70,9 @@ pub async fn run_restore(
     let manifest = &sidecar.manifest;
     let skipped = plan::select(id, manifest, &options.only, &mut restorers)?;
     plan::preflight(manifest, &mut restorers).await?;
+    let verification_started = Instant::now();
     let (checked, etag, expected_digests) = verify::verification_pass(store, id, &sidecar, &mut restorers).await?;
+    let verification_seconds = verification_started.elapsed().as_secs_f64();
 
     let mut backends = BTreeMap::new();
     for r in &restorers {
@@ -104,7 +112,12 @@ pub async fn run_restore(
             );
         }
     }
-    Ok(RestoreReport {
+    let restored: Vec<&str> = restorers.iter().map(|r| r.name()).collect();
+    let consistency = match &options.links {
+        Some(check) => links::after_restore(check, &verified, &restored, &skipped, options.dry_run).await,
+        None => None,
+    };
+    let report = RestoreReport {
         backup_id: id.clone(),
         dry_run: options.dry_run,
         verified: true,
@@ -113,9 +126,12 @@ pub async fn run_restore(
         skipped,
         seconds: started.elapsed().as_secs_f64(),
         verify_restored_seconds: verify_seconds,
+        verification_pass_seconds: verification_seconds,
         safety_backup: safety,
         safety_backup_seconds: safety_seconds,
-    })
+        consistency,
+    };
+    links::require(report, options.require_consistent)
 }
 
 /// The write pass and the read-back check; returns the seconds the check took.

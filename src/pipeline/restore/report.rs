@@ -20,11 +20,17 @@ pub struct RestoreReport {
     pub seconds: f64,
     /// Seconds spent reading the restored state back (part of `seconds`).
     pub verify_restored_seconds: f64,
+    /// Seconds the verification pass took (the archive read and every record parsed, before
+    /// anything is written; part of `seconds`).
+    pub verification_pass_seconds: f64,
     /// The backup of what this restore overwrote, taken before it wrote: `ngbak restore <it>`
     /// with `replace` modes rolls the restore back.
     pub safety_backup: Option<BackupId>,
     /// Seconds the safety backup took (part of `seconds`).
     pub safety_backup_seconds: f64,
+    /// The deployment's links after the restore (in a dry run: as the stores are now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<super::links::AfterRestore>,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +72,9 @@ pub fn outcome_document(
             let mut doc = json!({ "status": "failed", "kind": kind, "error": crate::net::scrub(&format!("{e:#}")) });
             if let Some(partial) = e.downcast_ref::<PartialRestore>() {
                 doc["partial"] = json!(partial);
+            }
+            if let Some(inconsistent) = e.downcast_ref::<super::RestoredInconsistent>() {
+                doc["report"] = json!(inconsistent.0);
             }
             if let Some(stopped) = e.downcast_ref::<crate::stop::Stopped>() {
                 doc["stopped"] = json!(stopped.reason);
