@@ -130,10 +130,7 @@ impl Deployment {
 
 /// Runs `ngbak consistency --json` on `dir`: (exit code, report).
 fn check(dir: &Path) -> (i32, Value) {
-    let out = ngbak(&["consistency", "--kv-dir", dir.to_str().unwrap(), "--json"], &[]);
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), report)
+    exit_and_report(&ngbak(&["consistency", "--kv-dir", dir.to_str().unwrap(), "--json"], &[]))
 }
 
 /// Backs `dir` up into a directory store and runs `ngbak consistency --backup --json` on the
@@ -142,10 +139,7 @@ fn check_archived(dir: &Path) -> (i32, Value) {
     let store = tempfile::tempdir().unwrap();
     let store = store.path().to_str().unwrap();
     json_of(&ngbak(&["--store", store, "backup", "--id", "checked", "--kv-dir", dir.to_str().unwrap(), "--json"], &[]));
-    let out = ngbak(&["--store", store, "consistency", "--backup", "checked", "--json"], &[]);
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), report)
+    exit_and_report(&ngbak(&["--store", store, "consistency", "--backup", "checked", "--json"], &[]))
 }
 
 fn broken(report: &Value, rule: &str) -> BTreeSet<String> {
@@ -368,9 +362,8 @@ async fn redis_and_a_bolt_graph_are_checked_together() {
         ],
         &[],
     );
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(out.status.code(), Some(3), "{report}");
+    let (code, report) = exit_and_report(&out);
+    assert_eq!(code, 3, "{report}");
     let one = |s: &str| BTreeSet::from([s.to_string()]);
     assert_eq!(
         broken(&report, "source_id_is_chunk"),

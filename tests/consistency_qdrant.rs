@@ -121,56 +121,37 @@ async fn seed_entities(client: &Qdrant, entities: &[String], unnamed: &[String])
     }
 }
 
+/// The working directory and the double's points, as flags.
+fn deployment(dir: &Path, double: &QdrantDouble) -> Vec<String> {
+    let flags = ["--kv-dir", dir.to_str().unwrap(), "--qdrant-url", &double.rest_url, "--qdrant-grpc-url"];
+    let mut flags: Vec<String> = flags.map(String::from).to_vec();
+    flags.extend([double.grpc_url.clone(), "--qdrant-api-key".into(), KEY.into()]);
+    flags
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    ngbak(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+}
+
 /// Runs `ngbak consistency --kv-dir DIR --qdrant-url … --json`: (exit code, report).
 fn check(dir: &Path, double: &QdrantDouble) -> (i32, Json) {
-    let out = ngbak(
-        &[
-            "consistency",
-            "--kv-dir",
-            dir.to_str().unwrap(),
-            "--qdrant-url",
-            &double.rest_url,
-            "--qdrant-grpc-url",
-            &double.grpc_url,
-            "--qdrant-api-key",
-            KEY,
-            "--json",
-        ],
-        &[],
-    );
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), report)
+    let mut args = vec!["consistency".to_string(), "--json".into()];
+    args.extend(deployment(dir, double));
+    exit_and_report(&run(&args))
 }
 
 /// Backs the working directory and the points up (points mode) into a directory store and runs
 /// `ngbak consistency --backup --json` on the archive: (exit code, report).
 fn check_archived(dir: &Path, double: &QdrantDouble) -> (i32, Json) {
     let store = tempfile::tempdir().unwrap();
-    let store = store.path().to_str().unwrap();
-    let backup = [
-        "--store",
-        store,
-        "backup",
-        "--id",
-        "with_points",
-        "--kv-dir",
-        dir.to_str().unwrap(),
-        "--qdrant-url",
-        &double.rest_url,
-        "--qdrant-grpc-url",
-        &double.grpc_url,
-        "--qdrant-api-key",
-        KEY,
-        "--qdrant-mode",
-        "points",
-        "--json",
-    ];
-    json_of(&ngbak(&backup, &[]));
-    let out = ngbak(&["--store", store, "consistency", "--backup", "with_points", "--json"], &[]);
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), report)
+    let store = store.path().to_str().unwrap().to_string();
+    let mut backup: Vec<String> =
+        ["--store", &store, "backup", "--id", "with_points", "--qdrant-mode", "points", "--json"]
+            .map(String::from)
+            .to_vec();
+    backup.extend(deployment(dir, double));
+    json_of(&run(&backup));
+    exit_and_report(&ngbak(&["--store", &store, "consistency", "--backup", "with_points", "--json"], &[]))
 }
 
 fn rule(report: &Json, name: &str) -> Json {

@@ -6,7 +6,7 @@
 use crate::archive::{ConsistencySummary, RuleCounts};
 use crate::backends::{BackendArgs, Exporter};
 use crate::consistency::state::StateMark;
-use crate::consistency::{ArchivedFacts, Combined, ConsistencyReport, Deployment, Layout};
+use crate::consistency::{Combined, ConsistencyReport, Deployment};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,21 +33,14 @@ impl QuietPolicy {
     }
 }
 
-type Parts<T> = Arc<dyn Fn(&[&str]) -> Vec<T> + Send + Sync>;
-
 /// The link check a backup runs over the stores it exported, after the export, and a restore
 /// over the deployment it leaves (or, in a dry run, would leave).
 #[derive(Clone)]
 pub struct LinkCheck {
-    layout: Layout,
-    /// The live stores of the configured backends named (all when none are).
-    deployments: Parts<Box<dyn Deployment>>,
-    /// The archive readers of the backends named.
-    archived: Parts<(&'static str, Box<dyn ArchivedFacts>)>,
+    /// The configured backends, whose live stores and archive readers the check uses.
+    backends: Arc<BackendArgs>,
     /// Backends a restore replaces (their live state is not part of what it leaves).
     pub replaced: Vec<&'static str>,
-    /// The configured backends that hold a part of the deployment.
-    pub configured: Vec<&'static str>,
     /// Check after a restore even when it restored every configured backend (`--check-links`).
     pub after_whole_restore: bool,
 }
@@ -55,20 +48,13 @@ pub struct LinkCheck {
 impl LinkCheck {
     /// Over what the configured `backends` hold.
     pub fn of(backends: &BackendArgs) -> Self {
-        let (live, archived) = (backends.clone(), backends.clone());
-        let configured = backends
-            .configured()
-            .filter(|b| b.deployment(&backends.layout).is_some())
-            .map(|b| b.descriptor().name)
-            .collect();
-        LinkCheck {
-            layout: backends.layout.clone(),
-            deployments: Arc::new(move |only| live.deployments(only)),
-            archived: Arc::new(move |only| archived.archived_facts(only)),
-            replaced: Vec::new(),
-            configured,
-            after_whole_restore: false,
-        }
+        LinkCheck { backends: Arc::new(backends.clone()), replaced: Vec::new(), after_whole_restore: false }
+    }
+
+    /// The configured backends that hold a part of the deployment.
+    pub fn configured(&self) -> Vec<&'static str> {
+        let layout = &self.backends.layout;
+        self.backends.configured().filter(|b| b.deployment(layout).is_some()).map(|b| b.descriptor().name).collect()
     }
 
     /// What a restore of `restored` from the backup of `sidecar` would leave: those backends as
@@ -81,15 +67,19 @@ impl LinkCheck {
         restored: &[&str],
     ) -> Result<ConsistencyReport, String> {
         let fail = |e: anyhow::Error| format!("{e:#}");
-        let archive = super::archived_links::ArchiveDeployment::new(store, sidecar.clone(), (self.archived)(restored));
+        let archive = super::archived_links::ArchiveDeployment::new(
+            store,
+            sidecar.clone(),
+            self.backends.archived_facts(restored),
+        );
         let mut parts: Vec<Box<dyn Deployment + '_>> = vec![Box::new(archive)];
         let live: Vec<&str> = crate::backends::descriptors()
             .iter()
             .map(|d| d.name)
             .filter(|name| !restored.contains(name) || !self.replaced.contains(name))
             .collect();
-        parts.extend((self.deployments)(&live));
-        crate::consistency::check(&mut Combined(parts), &self.layout).await.map_err(fail)
+        parts.extend(self.backends.deployments(&live));
+        crate::consistency::check(&mut Combined(parts), &self.backends.layout).await.map_err(fail)
     }
 
     /// The rules' counts, or why they could not be had (a failed check never fails the backup).
@@ -100,17 +90,17 @@ impl LinkCheck {
     /// The whole report over the backends named in `only` (all configured when empty), or why
     /// there is none.
     pub async fn report(&self, only: &[&str]) -> Result<ConsistencyReport, String> {
-        let parts = (self.deployments)(only);
+        let parts = self.backends.deployments(only);
         if parts.is_empty() {
             return Err("no backend holds a part of a GraphRAG deployment".into());
         }
-        crate::consistency::check(&mut Combined(parts), &self.layout).await.map_err(|e| format!("{e:#}"))
+        crate::consistency::check(&mut Combined(parts), &self.backends.layout).await.map_err(|e| format!("{e:#}"))
     }
 }
 
 impl std::fmt::Debug for LinkCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LinkCheck").field("layout", &self.layout).finish_non_exhaustive()
+        f.debug_struct("LinkCheck").field("layout", &self.backends.layout).finish_non_exhaustive()
     }
 }
 

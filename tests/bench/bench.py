@@ -25,9 +25,10 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
+
+import measuring
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -38,56 +39,14 @@ WORK = os.path.join(ROOT, ".run", "bench")
 RESULTS = os.path.join(HERE, "results")
 PY = sys.executable
 CORES = os.cpu_count()
-PAGE = os.sysconf("SC_PAGE_SIZE")
 REPS = int(os.environ.get("NGBAK_BENCH_REPS", "3"))
 # ngbak as issue 13 found it (gzip level 1, one core), built by build-issue-baseline.sh.
 ISSUE_BASELINE = os.path.join(ROOT, ".tools", "bench", "ngbak-370883b")
 ISSUE_ROW = "ngbak as issue 13 measured it (370883b: gzip level 1, 1 core)"
 
 
-def tree_rss(pid):
-    """Resident bytes of a process and all its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            pass
-    return total
-
-
 def measure(cmd, shell=False):
-    """Runs cmd under GNU time; returns stdout, wall s, CPU s, peak RSS MiB and the RSS trace."""
-    stats = os.path.join(WORK, "time")
-    argv = ["/usr/bin/time", "-f", "%M %U %S", "-o", stats] + (["bash", "-o", "pipefail", "-c", cmd] if shell else cmd)
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    trace, done = [], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            # The time process itself (about 2 MiB) is left out: only its child is counted.
-            rss = sum(tree_rss(int(c)) for c in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()) \
-                if os.path.exists(f"/proc/{proc.pid}") else 0
-            trace.append((time.monotonic() - start, rss / 2**20))
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    out, err = proc.communicate()
-    wall = time.monotonic() - start
-    done.set()
-    sampler.join()
-    if proc.returncode != 0:
-        sys.exit(f"{cmd} failed:\n{err.decode(errors='replace')[-3000:]}")
-    max_kib, user, system = open(stats).read().split()[-3:]
-    peak = max([int(max_kib) / 1024] + [r for _, r in trace])
-    return dict(out=out.decode(), wall=wall, cpu=float(user) + float(system), rss=peak, trace=trace)
+    return measuring.measure(cmd, WORK, shell)
 
 
 def best(runs):

@@ -33,9 +33,10 @@ import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from xml.sax.saxutils import escape
+
+import measuring
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -44,7 +45,6 @@ BASELINE = os.path.join(HERE, "consistency_baseline.py")
 WORK = os.path.join(ROOT, ".run", "bench")
 RESULTS = os.path.join(HERE, "results")
 PY = sys.executable
-PAGE = os.sysconf("SC_PAGE_SIZE")
 REPS = int(os.environ.get("NGBAK_BENCH_REPS", "3"))
 DIM = 8
 REPORT_SIZE = 300
@@ -207,56 +207,8 @@ def workdir(n):
     return final, seconds
 
 
-# ---------------------------------------------------------------------------------------------
-# Measuring: copied from bench.py (which cannot be imported here: it reads the Redis address of
-# `make bench`'s servers when loaded).
-
-def tree_rss(pid):
-    """Resident bytes of a process and all its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            pass
-    return total
-
-
 def measure(cmd):
-    """Runs cmd under GNU time; returns stdout, wall s, CPU s and peak RSS MiB (the process
-    tree's, sampled every 50 ms, at least GNU time's maximum)."""
-    stats = os.path.join(WORK, "time")
-    start = time.monotonic()
-    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M %U %S", "-o", stats] + cmd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak, done = [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            try:  # the time process itself (about 2 MiB) is left out: only its child is counted
-                children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
-                peak[0] = max(peak[0], sum(tree_rss(int(c)) for c in children))
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    out, err = proc.communicate()
-    wall = time.monotonic() - start
-    done.set()
-    sampler.join()
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out.decode()[-2000:]}\n"
-                 f"{err.decode(errors='replace')[-3000:]}")
-    max_kib, user, system = open(stats).read().split()[-3:]
-    return dict(out=out.decode(), wall=wall, cpu=float(user) + float(system),
-                rss=max(int(max_kib) / 1024, peak[0] / 2**20))
+    return measuring.measure(cmd, WORK)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,9 +235,9 @@ def run_size(n):
     ours, theirs = counts(json.loads(ngbak["out"]), "ngbak"), counts(json.loads(baseline["out"]), "the baseline")
     assert ours == theirs == planted, f"the counts differ:\nngbak    {ours}\nbaseline {theirs}\nplanted  {planted}"
     return dict(entities=n, data=data, generated_s=generated, counts={r: ours[r][0] for r in RULES},
-                ngbak={k: v for k, v in ngbak.items() if k != "out"},
+                ngbak={k: v for k, v in ngbak.items() if k not in ("out", "trace")},
                 ngbak_runs=[dict(wall=r["wall"], rss=r["rss"]) for r in runs],
-                baseline={k: v for k, v in baseline.items() if k != "out"})
+                baseline={k: v for k, v in baseline.items() if k not in ("out", "trace")})
 
 
 def id_sets_mib(n):

@@ -377,6 +377,14 @@ pub fn ngbak_command(args: &[&str], envs: &[(&str, &str)]) -> std::process::Comm
     cmd
 }
 
+/// The exit code and the JSON report of a `--json` run that may fail on purpose (e.g.
+/// `ngbak consistency`, which exits 3 when a link is broken).
+pub fn exit_and_report(out: &std::process::Output) -> (i32, serde_json::Value) {
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), report)
+}
+
 /// The one JSON document a `--json` run prints, after checking that it succeeded.
 pub fn json_of(out: &std::process::Output) -> serde_json::Value {
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -46,7 +46,7 @@ pub(super) async fn after_restore(
     };
     // A restore of every configured backend leaves the backup's own state: its links are what
     // the manifest recorded, and reading the stores again would cost the operator's wait.
-    let whole = skipped.is_empty() && check.configured.iter().all(|name| restored.contains(name));
+    let whole = skipped.is_empty() && check.configured().iter().all(|name| restored.contains(name));
     if whole && !dry_run && !check.after_whole_restore {
         let recorded = manifest.consistency.as_ref().filter(|c| !c.rules.is_empty());
         after.consistent = recorded.is_none_or(|c| c.rules.iter().all(|r| r.broken == 0));
