@@ -13,24 +13,27 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 	$(CARGO) build --bin ngbak
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	./target/debug/ngbak consistency --kv-dir $(SAMPLE)
-	./target/debug/ngbak --store $(DEMO)/store backup --kv-dir $(SAMPLE) --id demo_snapshot
-	./target/debug/ngbak --store $(DEMO)/store list
-	./target/debug/ngbak --store $(DEMO)/store verify demo_snapshot
+	@echo "demo: a signing key pair (README, Authenticity); every backup below is signed, every check trusts its public key"
+	./target/debug/ngbak keygen --secret-key $(DEMO)/ngbak.key --public-key $(DEMO)/ngbak.pub
+	./target/debug/ngbak --store $(DEMO)/store backup --kv-dir $(SAMPLE) --id demo_snapshot --signing-key $(DEMO)/ngbak.key
+	./target/debug/ngbak --store $(DEMO)/store --trusted-key $(DEMO)/ngbak.pub list
+	./target/debug/ngbak --store $(DEMO)/store --trusted-key $(DEMO)/ngbak.pub verify demo_snapshot
 	@echo "demo: the deployment's links, checked inside the archive (nothing restored)"
 	./target/debug/ngbak --store $(DEMO)/store consistency --backup demo_snapshot
 	@echo "demo: the archive alone (as if downloaded and kept elsewhere) proves itself, and imports into another store"
 	./target/debug/ngbak verify --file $(DEMO)/store/demo_snapshot.ngbak
 	./target/debug/ngbak --store $(DEMO)/elsewhere import $(DEMO)/store/demo_snapshot.ngbak
-	./target/debug/ngbak --store $(DEMO)/store restore demo_snapshot --kv-dir $(DEMO)/restored
+	./target/debug/ngbak --store $(DEMO)/store --trusted-key $(DEMO)/ngbak.pub restore demo_snapshot --kv-dir $(DEMO)/restored
 	diff -r $(SAMPLE) $(DEMO)/restored && echo "demo: the restored working directory is identical to $(SAMPLE)"
 	./target/debug/ngbak consistency --kv-dir $(DEMO)/restored
 	@echo "demo: now a change after the backup, a restore over it (which first takes a safety backup), and the rollback"
 	echo '{"doc-new": {"content": "written after the backup"}}' > $(DEMO)/restored/kv_store_full_docs.json
 	cp -r $(DEMO)/restored $(DEMO)/before-restore
-	SAFETY=$$(./target/debug/ngbak --store $(DEMO)/store restore demo_snapshot --kv-dir $(DEMO)/restored --kv-mode replace --json \
+	SAFETY=$$(./target/debug/ngbak --store $(DEMO)/store --trusted-key $(DEMO)/ngbak.pub --signing-key $(DEMO)/ngbak.key \
+	  restore demo_snapshot --kv-dir $(DEMO)/restored --kv-mode replace --json \
 	  | python3 -c 'import json,sys; print(json.load(sys.stdin)["safety_backup"])') && \
-	  diff -r $(SAMPLE) $(DEMO)/restored && ./target/debug/ngbak --store $(DEMO)/store list && \
-	  ./target/debug/ngbak --store $(DEMO)/store restore $$SAFETY --kv-dir $(DEMO)/restored --kv-mode replace --no-safety-backup && \
+	  diff -r $(SAMPLE) $(DEMO)/restored && ./target/debug/ngbak --store $(DEMO)/store --trusted-key $(DEMO)/ngbak.pub list && \
+	  ./target/debug/ngbak --store $(DEMO)/store --trusted-key $(DEMO)/ngbak.pub restore $$SAFETY --kv-dir $(DEMO)/restored --kv-mode replace --no-safety-backup && \
 	  diff -r $(DEMO)/before-restore $(DEMO)/restored && echo "demo: rolled back to the state before the restore with $$SAFETY"
 
 test: ## the whole test suite against real Redis, LocalStack and ArcadeDB (installed and started here)

@@ -1,5 +1,6 @@
 //! The `ngbak` command line: thin glue over the library.
 
+use crate::authenticity::Provenance;
 use crate::config::{set, BackendArgs, RestoreArgs, StoreArgs, TuningArgs};
 use crate::id::BackupId;
 use crate::pipeline::retention::{self, KeepPolicy};
@@ -16,6 +17,8 @@ pub struct Cli {
     pub store: StoreArgs,
     #[command(flatten)]
     pub net: crate::net::NetArgs,
+    #[command(flatten)]
+    pub auth: crate::authenticity::AuthArgs,
     /// Seconds the job may run (container tasks: set it below the task's stop timeout budget);
     /// then it stops cleanly, as on SIGTERM. Locks are never claimed past it.
     #[arg(long, env = "NGBAK_MAX_DURATION", global = true)]
@@ -89,6 +92,11 @@ pub enum Command {
         /// The whole file's expected SHA-256.
         #[arg(long)]
         sha256: Option<String>,
+        /// The archive's original sidecar (`<id>.manifest.json`, with its signature
+        /// `<id>.manifest.json.minisig` beside it): kept as it is, and its signature checked
+        /// against the trusted keys (which require it).
+        #[arg(long)]
+        sidecar: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -142,6 +150,35 @@ pub enum Command {
     /// Run a job a Lambda function handed off, as that function would (the Fargate task's command).
     #[command(subcommand, hide = true)]
     Job(crate::runner::job::Job),
+    /// Make a key pair for signing backups, in minisign's formats: the secret key file (mode 0600;
+    /// protected by NGBAK_SIGNING_KEY_PASSWORD when that is set) and the public key file. Prints
+    /// the public key, which `--trusted-key` and `minisign -V -P` take.
+    Keygen {
+        /// Where the secret key goes (never overwritten).
+        #[arg(long, default_value = "ngbak.key")]
+        secret_key: std::path::PathBuf,
+        /// Where the public key goes (never overwritten).
+        #[arg(long, default_value = "ngbak.pub")]
+        public_key: std::path::PathBuf,
+        /// Make nothing: print the minisign public key of this AWS KMS signing key (for
+        /// `--trusted-key` and `minisign -V -P`).
+        #[arg(long)]
+        kms_key: Option<String>,
+    },
+    /// Re-wrap an encrypted backup's key to new recipients (--encrypt-to): only the age header
+    /// is rewritten, the body's bytes stay; the sidecar is sealed to them and signed again.
+    Rekey {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<BackupId>,
+        /// Every encrypted backup in the store that the identity opens.
+        #[arg(long)]
+        all: bool,
+        /// Check that each opens and say what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a time-limited download URL for a backup's archive.
     Presign {
         id: BackupId,
@@ -182,7 +219,22 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
         let source = import::ArchiveSource::parse(file)?;
         let store = if source.needs_store() { Some(cli.store.open().await?) } else { None };
         let source = source.resolve(store.as_deref())?;
-        let (_, report) = import::verify_file(&source, sha256.as_deref(), store.as_deref()).await?;
+        let trust = cli.auth.trust().await?;
+        let (sidecar, report) =
+            import::verify_file(&source, sha256.as_deref(), store.as_deref(), &trust.identities).await?;
+        if trust.require_encrypted && sidecar.encryption.is_none() {
+            let message =
+                format!("{} is not encrypted, and encryption is required (--require-encrypted)", report.source);
+            return Err(crate::failure::FailureKind::IntegrityError.marked(message).into());
+        }
+        if trust.is_required() && !cli.auth.allow_unsigned {
+            // A file alone carries no signature (that is beside the sidecar in the store).
+            eprintln!(
+                "ngbak: {} is intact, but a file alone carries no signature: `ngbak import` it with --sidecar (its \
+                 signature beside it) to check who wrote it",
+                report.source
+            );
+        }
         return emit(*json, &report, || standalone_line("is intact", &report));
     }
     if let Command::Consistency { backup, backends, json } = &cli.command {
@@ -193,12 +245,23 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
         };
         return consistency(backends, backup.as_ref(), store.as_deref(), *json).await;
     }
+    if let Command::Keygen { secret_key, public_key, kms_key } = &cli.command {
+        if let Some(key) = kms_key {
+            let kms = crate::authenticity::KmsKey::connect(key).await?;
+            println!("KMS key {key}: key id {}", crate::authenticity::key_id(kms.keynum()));
+            println!("public key: {}", kms.public_base64());
+            return Ok(());
+        }
+        return keygen(secret_key, public_key, set(&cli.auth.signing_key_password));
+    }
     let store = cli.store.open().await?;
+    let auth = cli.auth.clone();
     match cli.command {
         Command::Backup { id, only, mut backends, tuning, json } => {
             crate::secrets::resolve(&mut backends).await?;
             crate::stop::or_stop(crate::check::preflight(store.as_ref(), &backends, &only)).await?;
-            let mut options = tuning.backup_options(&backends, &store.url());
+            let keys = auth.keys().await?;
+            let mut options = tuning.backup_options(&backends, &store.url(), &keys);
             options.id = id;
             options.progress = !json;
             let summary = backup::run_backup(store, backends.exporters(&only)?, options).await?;
@@ -210,6 +273,12 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
                 for (name, b) in &summary.backends {
                     s += &format!("  {name}: {}\n", stats_line(&b.stats));
                 }
+                if let Some(key) = &summary.signed_by {
+                    s += &format!("  signed by key {key} ({})\n", summary.backup_id.signature_key());
+                }
+                if let Some(to) = &summary.encrypted_to {
+                    s += &format!("  encrypted to {}\n", to.join(", "));
+                }
                 if let Some(c) = &summary.consistency {
                     s += &format!("  consistency: {}\n", c.line());
                 }
@@ -218,6 +287,7 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
         }
         Command::Restore { id, mut backends, restore: args, json } => {
             crate::secrets::resolve(&mut backends).await?;
+            let keys = auth.keys().await?;
             if !args.dry_run {
                 crate::stop::or_stop(crate::check::preflight(store.as_ref(), &backends, &args.only)).await?;
             }
@@ -249,9 +319,13 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
                 }
             };
             let started_at = chrono::Utc::now();
-            let result =
-                restore::run_restore(store.as_ref(), &id, backends.restorers(&args), &args.options(&store, &backends))
-                    .await;
+            let result = restore::run_restore(
+                store.as_ref(),
+                &id,
+                backends.restorers(&args),
+                &args.options(&store, &backends, &keys),
+            )
+            .await;
             let archive_there = store.head(&id.archive_key()).await.ok().flatten().is_some();
             if !args.dry_run && archive_there {
                 // The same report object the restore function writes, also when the restore failed.
@@ -274,6 +348,9 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
                 let verb = if report.dry_run { "would restore" } else { "restored" };
                 let mut s =
                     format!("backup {} verified (sha256 {}); {verb}:\n", report.backup_id, report.archive_sha256);
+                if let Some(signature) = &report.signature {
+                    s += &format!("  signature: {}\n", signature.line());
+                }
                 for (name, b) in &report.backends {
                     let counts = if report.dry_run { &b.expected } else { &b.restored };
                     let check = match (b.verified, &b.digest_found) {
@@ -307,11 +384,11 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
         Command::List { json } => {
             // One listing of the store serves the backups and the leftovers.
             let objects = store.list("").await?;
-            let backups = catalog::list_backups_in(store.as_ref(), &objects).await?;
+            let backups = catalog::list_backups_in(store.as_ref(), &objects, &auth.trust().await?).await?;
             emit(json, &backups, || {
                 let mut s = format!(
-                    "{:<48} {:<21} {:>12}  {:<9} {:<12} counts\n",
-                    "ID", "CREATED (UTC)", "BYTES", "STATUS", "CONSISTENCY"
+                    "{:<48} {:<21} {:>12}  {:<9} {:<12} {:<17} counts\n",
+                    "ID", "CREATED (UTC)", "BYTES", "STATUS", "CONSISTENCY", "SIGNED BY"
                 );
                 for b in &backups {
                     let consistency = match &b.consistency {
@@ -320,20 +397,32 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
                         Some(_) => "INCONSISTENT",
                         None => "-",
                     };
+                    let signer = match &b.signature {
+                        Some(Provenance::Verified { key_id }) => key_id.to_string(),
+                        Some(Provenance::NotChecked { key_id }) => format!("{key_id}?"),
+                        Some(Provenance::Refused { .. }) => "REFUSED".into(),
+                        Some(_) => "unsigned".into(),
+                        None => "-".into(),
+                    };
                     s += &format!(
-                        "{:<48} {:<21} {:>12}  {:<9} {:<12} {}\n",
+                        "{:<48} {:<21} {:>12}  {:<9} {:<12} {:<17} {}\n",
                         b.backup_id.as_str(),
                         b.created_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
                         b.size.map(|n| n.to_string()).unwrap_or_default(),
                         b.status,
                         consistency,
-                        match &b.reason {
-                            Some(why) => format!("{} [{why}]", stats_line(&b.stats)),
-                            None => stats_line(&b.stats),
+                        signer,
+                        match (&b.reason, &b.encrypted_to) {
+                            (Some(why), _) => format!("{} [{why}]", stats_line(&b.stats)),
+                            (None, Some(_)) if b.stats.is_empty() => "(encrypted: counts sealed)".to_string(),
+                            (None, _) => stats_line(&b.stats),
                         }
                     );
                     if let Some(c) = b.consistency.as_ref().filter(|c| !c.consistent) {
                         s += &format!("    {}\n", c.line());
+                    }
+                    if let Some(refused @ Provenance::Refused { .. }) = &b.signature {
+                        s += &format!("    signature {}\n", refused.line());
                     }
                 }
                 s
@@ -345,28 +434,74 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
             Ok(())
         }
         Command::Inspect { id, json } => {
-            let sidecar = catalog::inspect(store.as_ref(), &id).await?;
+            let (mut shown, signature) = catalog::inspect(store.as_ref(), &id, &auth.trust().await?).await?;
+            shown["signature"] = serde_json::to_value(&signature)?;
             if json {
-                println!("{}", serde_json::to_string(&sidecar)?);
+                println!("{}", serde_json::to_string(&shown)?);
             } else {
-                println!("{}", serde_json::to_string_pretty(&sidecar)?);
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+                println!("signature: {}", signature.line());
             }
             Ok(())
         }
         Command::Verify { id, json, .. } => {
             let id = id.expect("clap requires an id without --file");
-            let (_, report) = restore::verify(store.as_ref(), &id).await?;
-            emit(json, &report, || {
-                format!(
-                    "backup {} is intact: {} entries, {} bytes, sha256 {}\n",
-                    report.backup_id, report.entries, report.archive_bytes, report.archive_sha256
-                )
+            let (_, report) = restore::verify(store.as_ref(), &id, &auth.trust().await?).await?;
+            emit(json, &report, || match report.checked {
+                "ciphertext" => format!(
+                    "backup {} is encrypted; its ciphertext is intact: {} bytes, sha256 {}; {} (pass --identity to \
+                     check every entry)\n",
+                    report.backup_id,
+                    report.archive_bytes,
+                    report.archive_sha256,
+                    report.signature.line()
+                ),
+                _ => format!(
+                    "backup {} is intact: {} entries, {} bytes, sha256 {}; {}\n",
+                    report.backup_id,
+                    report.entries,
+                    report.archive_bytes,
+                    report.archive_sha256,
+                    report.signature.line()
+                ),
             })
         }
-        Command::Import { source, id, sha256, json } => {
+        Command::Import { source, id, sha256, sidecar, json } => {
             let source = import::ArchiveSource::parse(&source)?;
-            let report = import::import(&store, &source, id.as_ref(), sha256.as_deref()).await?;
+            let keys = auth.keys().await?;
+            let report =
+                import::import(&store, &source, id.as_ref(), sha256.as_deref(), sidecar.as_deref(), &keys).await?;
             emit(json, &report, || standalone_line("was verified and imported", &report))
+        }
+        Command::Keygen { .. } => unreachable!("keygen returns before the store is opened"),
+        Command::Rekey { id, all: _, dry_run, json } => {
+            let keys = auth.keys().await?;
+            if keys.encryption.recipients.passphrase.is_some() {
+                anyhow::bail!("rekey re-wraps to age recipients (--encrypt-to age1…), not to a passphrase");
+            }
+            let to = keys.encryption.recipients.keys.clone();
+            let reports = match id {
+                Some(id) => vec![crate::pipeline::rekey::rekey(&store, &id, &to, &keys, dry_run).await?],
+                None => crate::pipeline::rekey::rekey_all(&store, &to, &keys, dry_run).await?,
+            };
+            emit(json, &reports, || {
+                let verb = if dry_run { "would re-wrap" } else { "re-wrapped" };
+                let mut s = String::new();
+                for r in &reports {
+                    s += &format!(
+                        "{}: {verb} from {} to {} ({} body bytes unchanged); sha256 {}\n",
+                        r.backup_id,
+                        r.from.join(", "),
+                        r.to.join(", "),
+                        r.body_bytes,
+                        r.archive_sha256
+                    );
+                }
+                if reports.is_empty() {
+                    s += "no encrypted backup to re-wrap\n";
+                }
+                s
+            })
         }
         Command::Cleanup { older_than, dry_run, json } => {
             let report = cleanup::cleanup(store.as_ref(), Duration::from_secs(older_than), dry_run).await?;
@@ -401,7 +536,7 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
             Ok(())
         }
         Command::Prune { policy, dry_run, json } => {
-            let report = retention::prune(store.as_ref(), &policy, dry_run).await?;
+            let report = retention::prune(store.as_ref(), &policy, dry_run, &auth.trust().await?).await?;
             emit(json, &report, || {
                 let mut s = String::new();
                 for d in &report.decisions {
@@ -501,6 +636,31 @@ fn leftovers_text(l: &cleanup::Leftovers) -> String {
     s
 }
 
+/// `ngbak keygen`: both files written new (an existing file is never replaced), the secret one
+/// readable by its owner only.
+fn keygen(secret_path: &std::path::Path, public_path: &std::path::Path, password: Option<&str>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let made = crate::authenticity::generate(password)?;
+    for (path, text, mode) in [(secret_path, &made.secret_file, 0o600), (public_path, &made.public_file, 0o644)] {
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(|e| {
+                anyhow::anyhow!("cannot create {}: {e} (keygen never replaces a key file)", path.display())
+            })?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    let protected = if password.is_some() { ", protected by NGBAK_SIGNING_KEY_PASSWORD" } else { "" };
+    println!("key {} made{protected}", made.id);
+    println!(
+        "secret key: {} (sign with --signing-key, or NGBAK_SIGNING_KEY_FILE; keep it secret)",
+        secret_path.display()
+    );
+    println!("public key: {} = {}", public_path.display(), made.public_base64);
+    println!("trust it with --trusted-key {} (or NGBAK_TRUSTED_KEYS)", made.public_base64);
+    Ok(())
+}
+
 fn standalone_line(what: &str, r: &import::StandaloneReport) -> String {
     let mut s = format!(
         "archive {} (backup {}) {what}: {} entries checked against its manifest, {} bytes, sha256 {}{}\n",
@@ -513,6 +673,12 @@ fn standalone_line(what: &str, r: &import::StandaloneReport) -> String {
     );
     if let Some(to) = &r.imported_to {
         s += &format!("stored as {to}; restore it with `ngbak restore {}`\n", r.backup_id);
+    }
+    if let Some(signature) = &r.signature {
+        s += &format!("signature: {}\n", signature.line());
+    }
+    if let Some(key) = &r.signed_by {
+        s += &format!("the sidecar written was signed by key {key}\n");
     }
     s
 }

@@ -134,7 +134,12 @@ pub struct TuningArgs {
 }
 
 impl TuningArgs {
-    pub fn backup_options(&self, backends: &BackendArgs, store_url: &str) -> BackupOptions {
+    pub fn backup_options(
+        &self,
+        backends: &BackendArgs,
+        store_url: &str,
+        keys: &crate::authenticity::Keys,
+    ) -> BackupOptions {
         BackupOptions {
             id: None,
             compression: Compression {
@@ -157,6 +162,10 @@ impl TuningArgs {
                 (false, true) => EmptyPolicy::Fail,
                 (false, false) => EmptyPolicy::Warn,
             },
+            signing_key: keys.signing_key.clone(),
+            encrypt_to: keys.encryption.recipients.clone(),
+            plain_sidecar_counts: keys.encryption.plain_sidecar_counts,
+            require_encrypted: keys.encryption.require_encrypted,
         }
     }
 }
@@ -221,6 +230,7 @@ impl RestoreArgs {
         &self,
         store: &std::sync::Arc<dyn crate::store::ObjectStore>,
         backends: &BackendArgs,
+        keys: &crate::authenticity::Keys,
     ) -> RestoreOptions {
         let safety = self.safety_backup && !self.no_safety_backup;
         RestoreOptions {
@@ -239,6 +249,8 @@ impl RestoreArgs {
                 check
             }),
             require_consistent: self.require_consistent,
+            trust: keys.trust.clone(),
+            signing_key: keys.signing_key.clone(),
         }
     }
 }

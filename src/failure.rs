@@ -22,6 +22,9 @@ pub enum FailureKind {
     /// The archive is not what its sidecar describes (corrupt, truncated, tampered): nothing was
     /// written.
     IntegrityError,
+    /// No trusted key vouches for the backup (unsigned, signed by another key, or changed after
+    /// it was signed): nothing was read from the archive, nothing written.
+    Unauthenticated,
     /// A backend or the store did not answer, or refused the credentials: nothing was written.
     BackendUnavailable,
     /// Another run holds the lock of this backup or of the store's restores.
@@ -44,12 +47,13 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 13] = [
+    pub const ALL: [FailureKind; 14] = [
         FailureKind::MalformedEvent,
         FailureKind::ConfigurationError,
         FailureKind::BackupExists,
         FailureKind::BackupNotFound,
         FailureKind::IntegrityError,
+        FailureKind::Unauthenticated,
         FailureKind::BackendUnavailable,
         FailureKind::LockHeld,
         FailureKind::Stopped,
@@ -68,6 +72,7 @@ impl FailureKind {
             FailureKind::BackupExists => "BackupExists",
             FailureKind::BackupNotFound => "BackupNotFound",
             FailureKind::IntegrityError => "IntegrityError",
+            FailureKind::Unauthenticated => "Unauthenticated",
             FailureKind::BackendUnavailable => "BackendUnavailable",
             FailureKind::LockHeld => "LockHeld",
             FailureKind::Stopped => "Stopped",

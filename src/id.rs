@@ -48,6 +48,11 @@ impl BackupId {
         format!("{}{}", self.0, SIDECAR_SUFFIX)
     }
 
+    /// `<id>.manifest.json.minisig`: the sidecar's signature (minisign's format).
+    pub fn signature_key(&self) -> String {
+        format!("{}{}.minisig", self.0, SIDECAR_SUFFIX)
+    }
+
     /// `<id>.restore-report.json`: what the last restore of this archive did.
     pub fn report_key(&self) -> String {
         format!("{}.restore-report.json", self.0)

@@ -7,11 +7,13 @@
 
 pub mod alloc;
 pub mod archive;
+pub mod authenticity;
 pub mod backends;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod consistency;
+pub mod encryption;
 pub mod failure;
 pub mod handoff;
 pub mod id;

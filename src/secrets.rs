@@ -5,7 +5,8 @@
 
 use crate::backends::descriptor::SecretSetting;
 use crate::config::BackendArgs;
-use anyhow::{Context, Result};
+use crate::net::secret_value::fetch;
+use anyhow::Result;
 
 /// Fills each unset secret setting whose `*_SECRET_ARN` is given, with the default AWS credentials.
 pub async fn resolve(backends: &mut BackendArgs) -> Result<()> {
@@ -77,41 +78,4 @@ fn wanted_arn(secret: &SecretSetting<'_>) -> Option<String> {
         return None;
     }
     secret.arn.clone()
-}
-
-/// The secret at `arn`: its plain string, or the `field` of a JSON secret.
-async fn fetch(client: &aws_sdk_secretsmanager::Client, arn: &str, field: &str, flag: &str) -> Result<String> {
-    let out = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
-        .with_context(|| {
-            format!(
-                "reading secret {arn} (from {flag}): check the ARN and that the role running ngbak \
-                 has secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)"
-            )
-        })?;
-    let value = out.secret_string().with_context(|| {
-        format!("secret {arn} (from {flag}) has no string value; store the value as a string or JSON")
-    })?;
-    Ok(secret_field(value, field))
-}
-
-/// A JSON secret `{"<field>": "..."}` gives that field; any other secret is used as it is.
-fn secret_field(value: &str, field: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(value)
-        .ok()
-        .and_then(|v| v.get(field).and_then(|f| f.as_str()).map(str::to_string))
-        .unwrap_or_else(|| value.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn json_and_plain_secrets() {
-        assert_eq!(super::secret_field(r#"{"password":"pw","username":"u"}"#, "password"), "pw");
-        assert_eq!(super::secret_field("plain-secret", "password"), "plain-secret");
-    }
 }

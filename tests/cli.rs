@@ -11,19 +11,6 @@ async fn secrets_client() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&shared)
 }
 
-/// Stores `value` as a new secret and returns its ARN.
-async fn new_secret(value: &str) -> String {
-    let out = secrets_client()
-        .await
-        .create_secret()
-        .name(format!("ngbak-test-{}", unique()))
-        .secret_string(value)
-        .send()
-        .await
-        .expect("creating a secret in the emulator");
-    out.arn().expect("a created secret has an ARN").to_string()
-}
-
 #[tokio::test]
 async fn cli_backs_up_lists_verifies_and_restores_redis_whose_url_is_a_secret() {
     let bucket = new_bucket().await;
@@ -33,7 +20,7 @@ async fn cli_backs_up_lists_verifies_and_restores_redis_whose_url_is_a_secret() 
     let mut con = redis().await;
     seed_redis(&mut con, &prefix).await;
     let before = redis_snapshot(&mut con, &pattern).await;
-    let arn = new_secret(&serde_json::json!({ "url": redis_url() }).to_string()).await;
+    let arn = create_secret("ngbak-test", &serde_json::json!({ "url": redis_url() }).to_string()).await;
     let env = [("NGBAK_STORE", store.as_str()), ("REDIS_URL_SECRET_ARN", arn.as_str())];
 
     let backup = json_of(&ngbak(&["backup", "--redis-pattern", &pattern, "--json"], &env));
@@ -85,8 +72,8 @@ async fn cli_fails_with_a_reason_and_a_non_zero_exit() {
 #[tokio::test]
 async fn a_secret_fills_only_what_is_not_given_directly() {
     use ngbak::config::BackendArgs;
-    let plain = new_secret("qdrant-key-from-secret").await;
-    let json = new_secret(r#"{"username": "neo4j", "password": "pw-from-secret"}"#).await;
+    let plain = create_secret("ngbak-test", "qdrant-key-from-secret").await;
+    let json = create_secret("ngbak-test", r#"{"username": "neo4j", "password": "pw-from-secret"}"#).await;
     let client = secrets_client().await;
 
     let mut backends = BackendArgs::default();

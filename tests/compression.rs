@@ -114,7 +114,7 @@ async fn every_codec_and_thread_count_round_trips_through_ngbak() {
             let store_dir = tempfile::tempdir().unwrap();
             let (summary, _) = backup(store_dir.path(), source.path(), codec, threads).await;
             let store = local_store(store_dir.path());
-            let (_, report) = verify(store.as_ref(), &summary.backup_id).await.unwrap();
+            let (_, report) = verify(store.as_ref(), &summary.backup_id, &Default::default()).await.unwrap();
             assert_eq!(report.archive_bytes, summary.size);
 
             let target = tempfile::tempdir().unwrap();

@@ -141,8 +141,8 @@ async fn two_backups_with_one_id_started_together_leave_exactly_one_verified_bac
         text.contains("already exists") || text.contains("is running") || text.contains("appeared while"),
         "{text}"
     );
-    let (sidecar, report) = ngbak::pipeline::restore::verify(store.as_ref(), &id).await.unwrap();
-    assert_eq!(sidecar.archive.sha256, won.sha256);
+    let (sidecar, report) = ngbak::pipeline::restore::verify(store.as_ref(), &id, &Default::default()).await.unwrap();
+    assert_eq!(sidecar.expect("a plain backup returns its sidecar").archive.sha256, won.sha256);
     assert!(report.ok);
     assert!(pending_uploads(&bucket).await.is_empty());
 }
@@ -203,7 +203,8 @@ async fn a_completed_upload_whose_answer_was_lost_is_recognised_and_finished() {
     let store = ngbak::store::open(&format!("s3://{bucket}/lost"), &options).await.unwrap();
     let options = BackupOptions { id: Some("lost_answer".parse().unwrap()), ..Default::default() };
     let summary = backup_sample(store.clone(), options).await.expect("the backup whose Complete answer was lost");
-    let (_, report) = ngbak::pipeline::restore::verify(store.as_ref(), &summary.backup_id).await.unwrap();
+    let (_, report) =
+        ngbak::pipeline::restore::verify(store.as_ref(), &summary.backup_id, &Default::default()).await.unwrap();
     assert_eq!(report.archive_sha256, summary.sha256);
     assert!(pending_uploads(&bucket).await.is_empty());
 }

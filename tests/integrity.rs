@@ -86,7 +86,7 @@ async fn a_corrupted_archive_in_s3_is_refused_by_verify() {
     let bucket = new_bucket().await;
     let store = s3_store(&bucket, "p").await;
     let summary = backup_sample(store.clone(), BackupOptions::default()).await.unwrap();
-    verify(store.as_ref(), &summary.backup_id).await.unwrap();
+    verify(store.as_ref(), &summary.backup_id, &Default::default()).await.unwrap();
     let client = s3_client().await;
     let key = format!("p/{}", summary.backup_id.archive_key());
     let mut bytes =
@@ -94,7 +94,7 @@ async fn a_corrupted_archive_in_s3_is_refused_by_verify() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
     client.put_object().bucket(&bucket).key(&key).body(bytes.into()).send().await.unwrap();
-    let err = verify(store.as_ref(), &summary.backup_id).await.unwrap_err();
+    let err = verify(store.as_ref(), &summary.backup_id, &Default::default()).await.unwrap_err();
     assert!(format!("{err:#}").contains("does not match its sidecar"), "{err:#}");
 }
 
@@ -152,6 +152,8 @@ async fn hostile_archive(dir: &Path, id: &BackupId, hostile: tokio_tar::Header, 
     let sidecar = Sidecar {
         manifest,
         archive: ArchiveDigest { key: id.archive_key(), size: archive.len() as u64, sha256: sha256_hex(&archive) },
+        encryption: None,
+        opener: Default::default(),
     };
     std::fs::write(dir.join(id.sidecar_key()), serde_json::to_vec(&sidecar).unwrap()).unwrap();
 }
@@ -268,10 +270,10 @@ async fn an_oversized_sidecar_is_refused_without_being_read() {
     let id = summary.backup_id;
     let sidecar = std::fs::OpenOptions::new().write(true).open(dir.path().join(id.sidecar_key())).unwrap();
     sidecar.set_len(64 << 30).unwrap();
-    let listed = ngbak::pipeline::catalog::list_backups(store.as_ref()).await.unwrap();
+    let listed = ngbak::pipeline::catalog::list_backups(store.as_ref(), &Default::default()).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status, "unreadable sidecar");
-    let err = ngbak::pipeline::restore::verify(store.as_ref(), &id).await.unwrap_err();
+    let err = ngbak::pipeline::restore::verify(store.as_ref(), &id, &Default::default()).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("64 MiB") && text.contains(&id.sidecar_key()), "{text}");
 }

@@ -41,6 +41,9 @@ impl ObjectStore for LostAnswerOnReplaceDouble {
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         self.inner.start_upload(key).await
     }
+    async fn start_replacing(&self, key: &str, etag: &str) -> Result<Box<dyn Upload>> {
+        self.inner.start_replacing(key, etag).await
+    }
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject> {
         self.inner.get(key, if_match).await
     }

@@ -23,8 +23,12 @@ async fn backups(dir: &Path, n: usize) -> Vec<BackupId> {
 }
 
 async fn remaining(dir: &Path) -> Vec<String> {
-    let mut ids: Vec<String> =
-        list_backups(local_store(dir).as_ref()).await.unwrap().into_iter().map(|b| b.backup_id.to_string()).collect();
+    let mut ids: Vec<String> = list_backups(local_store(dir).as_ref(), &Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.backup_id.to_string())
+        .collect();
     ids.sort();
     ids
 }
@@ -35,11 +39,11 @@ async fn keep_last_deletes_the_oldest_archive_and_sidecar_together() {
     backups(dir.path(), 4).await;
     let policy = KeepPolicy { keep_last: Some(2), ..Default::default() };
 
-    let dry = prune(local_store(dir.path()).as_ref(), &policy, true).await.unwrap();
+    let dry = prune(local_store(dir.path()).as_ref(), &policy, true, &Default::default()).await.unwrap();
     assert_eq!(dry.decisions.iter().filter(|d| !d.keep).count(), 2);
     assert_eq!(remaining(dir.path()).await.len(), 4, "a dry run deleted something");
 
-    let report = prune(local_store(dir.path()).as_ref(), &policy, false).await.unwrap();
+    let report = prune(local_store(dir.path()).as_ref(), &policy, false, &Default::default()).await.unwrap();
     assert_eq!(report.deleted, 2);
     assert_eq!(remaining(dir.path()).await, vec!["nightly_2", "nightly_3"]);
     let files = std::fs::read_dir(dir.path()).unwrap().count();
@@ -59,13 +63,14 @@ async fn the_newest_backup_that_verifies_is_never_pruned_and_incomplete_ones_are
     std::fs::remove_file(dir.path().join(ids[0].sidecar_key())).unwrap();
 
     let policy = KeepPolicy { keep_last: Some(1), ..Default::default() };
-    let report = prune(local_store(dir.path()).as_ref(), &policy, false).await.unwrap();
+    let report = prune(local_store(dir.path()).as_ref(), &policy, false, &Default::default()).await.unwrap();
     let why = |id: &BackupId| report.decisions.iter().find(|d| &d.backup_id == id).unwrap().reasons.join(", ");
     assert!(why(&ids[2]).contains("newest verified backup"), "{}", why(&ids[2]));
     assert!(why(&ids[0]).contains("not touched"), "{}", why(&ids[0]));
     assert_eq!(remaining(dir.path()).await, vec!["nightly_0", "nightly_2", "nightly_3"]);
 
-    let err = prune(local_store(dir.path()).as_ref(), &KeepPolicy::default(), false).await.unwrap_err();
+    let err =
+        prune(local_store(dir.path()).as_ref(), &KeepPolicy::default(), false, &Default::default()).await.unwrap_err();
     assert!(format!("{err:#}").contains("at least one of --keep-last"), "{err:#}");
 }
 
@@ -83,7 +88,7 @@ async fn list_reads_more_sidecars_than_it_reads_at_once_and_reports_each_as_it_i
     std::fs::write(dir.path().join(copies[7].sidecar_key()), b"{ not a sidecar").unwrap();
     std::fs::remove_file(dir.path().join(copies[20].archive_key())).unwrap();
 
-    let listed = list_backups(local_store(dir.path()).as_ref()).await.unwrap();
+    let listed = list_backups(local_store(dir.path()).as_ref(), &Default::default()).await.unwrap();
     let mut expected: Vec<String> = copies.iter().chain([&original]).map(|id| id.to_string()).collect();
     expected.sort();
     let mut names: Vec<String> = listed.iter().map(|b| b.backup_id.to_string()).collect();

@@ -160,7 +160,7 @@ async fn a_restore_too_big_for_lambda_is_handed_to_the_task_which_completes_it()
     let done = task(&args, &definition);
     assert!(done.status.success(), "backup task failed: {}", String::from_utf8_lossy(&done.stderr));
     let backed_up =
-        ngbak::pipeline::catalog::inspect(store.as_ref(), &"handoff_backup".parse().unwrap()).await.unwrap();
+        ngbak::pipeline::restore::load_sidecar(store.as_ref(), &"handoff_backup".parse().unwrap()).await.unwrap();
     assert_eq!(backed_up.manifest.backends["redis"].stats["keys"], 13);
 }
 

@@ -60,7 +60,7 @@ async fn a_restore_cut_halfway_is_reported_partial_and_its_safety_backup_rolls_i
     assert!(text.contains("PARTIAL RESTORE") && text.contains("writing to redis"), "{text}");
     assert!(!text.contains(", 0 of 3000 records sent"), "the cut came after some writes: {text}");
     assert!(proxy.faulted.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a write connection was cut");
-    let safety = ngbak::pipeline::catalog::list_backups(store.as_ref())
+    let safety = ngbak::pipeline::catalog::list_backups(store.as_ref(), &Default::default())
         .await
         .unwrap()
         .into_iter()

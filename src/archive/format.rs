@@ -147,12 +147,152 @@ pub struct ArchiveDigest {
 }
 
 /// The sidecar object `<id>.manifest.json`: the manifest plus the whole-archive digest, which can
-/// only live outside the archive it describes.
+/// only live outside the archive it describes. An encrypted archive's is stored sealed
+/// ([`SealedSidecar`]) unless its counts are kept readable.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Sidecar {
     #[serde(flatten)]
     pub manifest: Manifest,
     pub archive: ArchiveDigest,
+    /// Set when the archive is encrypted: to whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionInfo>,
+    /// The identities that open the archive, when it is encrypted (never stored).
+    #[serde(skip)]
+    pub opener: crate::encryption::Identities,
+}
+
+/// Version of the objects of an encrypted backup (the tar stream inside is version 1's).
+pub const ENCRYPTED_FORMAT_VERSION: u32 = 2;
+
+/// To whom an archive is encrypted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EncryptionInfo {
+    /// `age` (X25519 recipients, STREAM payload).
+    pub scheme: String,
+    /// The recipients' public keys (`age1…`): public, and what a safety backup is encrypted to.
+    pub recipients: Vec<String>,
+    /// The manifest is kept readable in the sidecar (`--plain-sidecar-counts`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counts_readable: bool,
+}
+
+/// The sidecar of an encrypted archive as stored: what a listing needs, and the manifest sealed
+/// to the archive's recipients (no counts, no names of keys or entities).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SealedSidecar {
+    pub format: String,
+    pub format_version: u32,
+    pub backup_id: BackupId,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    pub tool_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub encryption: EncryptionInfo,
+    /// The manifest (JSON), as a small age file to the same recipients, base64.
+    pub sealed_manifest: String,
+    pub archive: ArchiveDigest,
+}
+
+/// A sidecar as read: open, or sealed (its manifest needs an identity).
+#[derive(Clone, Debug)]
+pub enum StoredSidecar {
+    Open(Box<Sidecar>),
+    Sealed(Box<SealedSidecar>),
+}
+
+impl StoredSidecar {
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)?;
+        Ok(match value.get("sealed_manifest") {
+            Some(_) => StoredSidecar::Sealed(Box::new(serde_json::from_value(value)?)),
+            None => StoredSidecar::Open(Box::new(serde_json::from_value(value)?)),
+        })
+    }
+
+    pub fn backup_id(&self) -> &BackupId {
+        match self {
+            StoredSidecar::Open(s) => &s.manifest.backup_id,
+            StoredSidecar::Sealed(s) => &s.backup_id,
+        }
+    }
+
+    pub fn archive(&self) -> &ArchiveDigest {
+        match self {
+            StoredSidecar::Open(s) => &s.archive,
+            StoredSidecar::Sealed(s) => &s.archive,
+        }
+    }
+
+    /// Whether the archive it describes is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        match self {
+            StoredSidecar::Open(s) => s.encryption.is_some(),
+            StoredSidecar::Sealed(_) => true,
+        }
+    }
+
+    /// When the backup started and completed.
+    pub fn times(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        match self {
+            StoredSidecar::Open(s) => (s.manifest.created_at, s.manifest.completed_at),
+            StoredSidecar::Sealed(s) => (s.created_at, s.completed_at),
+        }
+    }
+
+    /// The whole sidecar: a sealed one opened with `identities` (an error naming the recipients
+    /// when none of them opens it).
+    pub fn open(self, identities: &crate::encryption::Identities) -> Result<Sidecar> {
+        match self {
+            StoredSidecar::Open(mut s) => {
+                s.opener = identities.clone();
+                Ok(*s)
+            }
+            StoredSidecar::Sealed(s) => {
+                let what = format!("backup {}", s.backup_id);
+                if identities.is_empty() {
+                    bail!(
+                        "backup {} is encrypted (to {}): pass --identity FILE (or NGBAK_IDENTITY, \
+                         NGBAK_IDENTITY_SECRET_ARN) with one of its recipients' identities",
+                        s.backup_id,
+                        s.encryption.recipients.join(", ")
+                    );
+                }
+                let manifest: Manifest =
+                    serde_json::from_slice(&crate::encryption::unseal(&s.sealed_manifest, identities, &what)?)?;
+                if manifest.backup_id != s.backup_id {
+                    bail!("the sealed manifest of backup {} names backup {}", s.backup_id, manifest.backup_id);
+                }
+                Ok(Sidecar { manifest, archive: s.archive, encryption: Some(s.encryption), opener: identities.clone() })
+            }
+        }
+    }
+}
+
+impl Sidecar {
+    /// The bytes stored: sealed when the archive is encrypted and its counts are not kept
+    /// readable.
+    pub fn stored_bytes(&self) -> Result<Vec<u8>> {
+        let Some(encryption) = self.encryption.as_ref().filter(|e| !e.counts_readable) else {
+            return Ok(serde_json::to_vec_pretty(self)?);
+        };
+        let recipients = crate::encryption::Recipients::named(&encryption.recipients, &self.opener)?;
+        let m = &self.manifest;
+        let sealed = SealedSidecar {
+            format: m.format.clone(),
+            format_version: ENCRYPTED_FORMAT_VERSION,
+            backup_id: m.backup_id.clone(),
+            created_at: m.created_at,
+            completed_at: m.completed_at,
+            tool_version: m.tool_version.clone(),
+            reason: m.reason.clone(),
+            encryption: encryption.clone(),
+            sealed_manifest: crate::encryption::seal(&serde_json::to_vec(m)?, &recipients)?,
+            archive: self.archive.clone(),
+        };
+        Ok(serde_json::to_vec_pretty(&sealed)?)
+    }
 }
 
 impl Manifest {

@@ -9,6 +9,7 @@ pub mod writer;
 
 pub use digest::ContentDigest;
 pub use format::{
-    ArchiveDigest, ArchiveHeader, BackendManifest, ConsistencySummary, EntryRecord, Manifest, RuleCounts, Sidecar,
+    ArchiveDigest, ArchiveHeader, BackendManifest, ConsistencySummary, EncryptionInfo, EntryRecord, Manifest,
+    RuleCounts, SealedSidecar, Sidecar, StoredSidecar, ENCRYPTED_FORMAT_VERSION,
 };
 pub use writer::{ArchiveWriter, EntryBody, PendingEntry};

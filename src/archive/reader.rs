@@ -192,7 +192,8 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
 ) -> std::result::Result<usize, Walk> {
     let manifest = &sidecar.manifest;
     let fault = |e: anyhow::Error| Walk::Archive(e);
-    let mut archive = tokio_tar::Archive::new(super::compress::decoder(compressed).await.map_err(fault)?);
+    let opened = super::compress::decoder(compressed, &sidecar.opener).await.map_err(fault)?;
+    let mut archive = tokio_tar::Archive::new(opened);
     let mut entries = archive.entries().map_err(|e| fault(e.into()))?;
     let mut seen = HashSet::new();
     let mut position = 0usize;
@@ -251,6 +252,8 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
     if !manifest_seen {
         return Err(fault(anyhow!("the archive ends before its manifest (truncated)")));
     }
+    drop(entries);
+    ends_cleanly(archive).await.map_err(fault)?;
     let missing: Vec<_> =
         manifest.entries.iter().filter(|e| !seen.contains(&e.path)).map(|e| e.path.as_str()).collect();
     if !missing.is_empty() {
@@ -277,9 +280,15 @@ pub async fn read_standalone(
     raw: Box<dyn AsyncRead + Send + Unpin>,
     shown: &str,
     expected_sha256: Option<&str>,
+    identities: &crate::encryption::Identities,
 ) -> Result<Sidecar> {
-    let (pump, decoded) = Pump::start(raw);
-    let walked = walk_standalone(decoded).await;
+    let (pump, mut decoded) = Pump::start(raw);
+    let encrypted = {
+        use tokio::io::AsyncBufReadExt;
+        let head = decoded.fill_buf().await.unwrap_or_default();
+        head.starts_with(&crate::encryption::AGE_MAGIC[..4])
+    };
+    let walked = walk_standalone(decoded, identities).await;
     let (sha256, size) =
         pump.task.await.context("archive reader task failed")?.with_context(|| format!("reading {shown}"))?.finish();
     let invalid = |reason: anyhow::Error| {
@@ -298,15 +307,22 @@ pub async fn read_standalone(
     }
     let manifest = walked.map_err(invalid)?;
     let archive = super::ArchiveDigest { key: manifest.backup_id.archive_key(), size, sha256 };
-    Ok(Sidecar { manifest, archive })
+    // An age file does not say to whom it is encrypted: the identities that opened it do.
+    let encryption = encrypted.then(|| super::EncryptionInfo {
+        scheme: "age".into(),
+        recipients: identities.recipients(),
+        counts_readable: false,
+    });
+    Ok(Sidecar { manifest, archive, encryption, opener: identities.clone() })
 }
 
 /// The walk of [`read_standalone`]: hashes each entry, then checks them all against the manifest
 /// that closes the archive.
 async fn walk_standalone<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
     compressed: R,
+    identities: &crate::encryption::Identities,
 ) -> Result<crate::archive::Manifest> {
-    let mut archive = tokio_tar::Archive::new(super::compress::decoder(compressed).await?);
+    let mut archive = tokio_tar::Archive::new(super::compress::decoder(compressed, identities).await?);
     let mut entries = archive.entries()?;
     let mut header: Option<ArchiveHeader> = None;
     let mut manifest: Option<crate::archive::Manifest> = None;
@@ -345,15 +361,7 @@ async fn walk_standalone<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
         seen.insert(path, (sha256, read));
     }
     drop(entries);
-    // Without a whole-file hash to compare, read the compressed stream to its very end, so that
-    // the codec's own checks (gzip CRC, zstd checksum) cover the tail too; a tar ends in zeros.
-    if let Ok(mut rest) = archive.into_inner() {
-        let mut tail = Vec::new();
-        (&mut rest).take(1 << 20).read_to_end(&mut tail).await.context("reading the end of the archive")?;
-        if tail.iter().any(|b| *b != 0) || rest.read_u8().await.is_ok() {
-            bail!("data follows the end of the archive");
-        }
-    }
+    ends_cleanly(archive).await?;
     let header = header.ok_or_else(|| anyhow!("the archive is empty: it holds no {HEADER_PATH}"))?;
     let manifest = manifest.ok_or_else(|| anyhow!("the archive ends before its manifest (truncated)"))?;
     if manifest.backup_id != header.backup_id {
@@ -367,6 +375,27 @@ async fn walk_standalone<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
         check_entry_digest(&path, record, found)?;
     }
     Ok(manifest)
+}
+
+/// Reads the stream past the tar's end to its very end: only the tar's zero padding may follow
+/// the last entry, and the compressed stream must end with it (see `compress::decoder`), so that
+/// nothing unchecked hides in bytes the whole-archive hash covers; the codec's own checks (gzip
+/// CRC, zstd checksum) then cover the tail too.
+async fn ends_cleanly<R: AsyncRead + Unpin>(archive: tokio_tar::Archive<R>) -> Result<()> {
+    let Ok(mut rest) = archive.into_inner() else {
+        bail!("the archive's end could not be read (reader still shared)");
+    };
+    let mut tail = Vec::new();
+    (&mut rest).take(1 << 20).read_to_end(&mut tail).await.context("reading the end of the archive")?;
+    let more = match rest.read_u8().await {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => false,
+        Err(e) => return Err(anyhow!(e).context("reading the end of the archive")),
+    };
+    if more || tail.iter().any(|b| *b != 0) {
+        bail!("data follows the end of the tar stream (only its zero padding may)");
+    }
+    Ok(())
 }
 
 fn check_entry_digest(path: &str, record: &EntryRecord, (sha256, read): (String, u64)) -> Result<()> {

@@ -13,7 +13,7 @@ const REPORT_SUFFIX: &str = ".restore-report.json";
 
 /// The archive's size, from its sidecar.
 pub async fn archive_bytes(store: &dyn ObjectStore, id: &BackupId) -> Result<u64> {
-    Ok(catalog::inspect(store, id).await?.archive.size)
+    Ok(crate::pipeline::restore::load_stored(store, id).await?.0.archive().size)
 }
 
 /// Archive bytes per second of the slowest of the last completed restores, if any completed.
@@ -43,13 +43,14 @@ pub async fn measured_restore_rate(store: &dyn ObjectStore) -> Result<Option<f64
 
 /// The newest complete backup's duration (created to completed) and archive size.
 pub async fn last_backup(store: &dyn ObjectStore) -> Result<Option<(Duration, u64)>> {
-    for listing in catalog::list_backups(store).await? {
+    for listing in catalog::list_backups(store, &Default::default()).await? {
         if listing.status != "complete" {
             continue;
         }
-        let sidecar = catalog::inspect(store, &listing.backup_id).await?;
-        let took = (sidecar.manifest.completed_at - sidecar.manifest.created_at).to_std().unwrap_or_default();
-        return Ok(Some((took, sidecar.archive.size)));
+        let (sidecar, _) = crate::pipeline::restore::load_stored(store, &listing.backup_id).await?;
+        let (started, completed) = sidecar.times();
+        let took = (completed - started).to_std().unwrap_or_default();
+        return Ok(Some((took, sidecar.archive().size)));
     }
     Ok(None)
 }

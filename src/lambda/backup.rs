@@ -28,7 +28,8 @@ pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std
     }
     // Every backend and the store answer, or nothing starts (all failures named at once).
     crate::check::preflight(store.as_ref(), &config.backends, &request.backends).await?;
-    let mut options = config.tuning.backup_options(&config.backends, &store.url());
+    let keys = config.auth.keys().await?;
+    let mut options = config.tuning.backup_options(&config.backends, &store.url(), &keys);
     options.id = request.backup_id.clone();
     let exporters = config.backends.exporters(&request.backends)?;
     let ns = metrics_namespace();
@@ -56,7 +57,7 @@ pub async fn handle_within(config: &FunctionConfig, event: Value, time_left: std
             out["status"] = json!("completed");
             if config.prune_after_backup {
                 // The backup stands whatever happens here; a failed prune is reported, not fatal.
-                match prune(store.as_ref(), &config.keep, false).await {
+                match prune(store.as_ref(), &config.keep, false, &keys.trust).await {
                     Ok(report) => out["prune"] = json!(retention::summary(&report)),
                     Err(e) => {
                         tracing::error!("prune after backup failed: {e:#}");

@@ -39,6 +39,8 @@ pub struct FunctionConfig {
     pub keep: crate::pipeline::retention::KeepPolicy,
     #[command(flatten)]
     pub net: crate::net::NetArgs,
+    #[command(flatten)]
+    pub auth: crate::authenticity::AuthArgs,
 }
 
 impl FunctionConfig {

@@ -129,7 +129,9 @@ async fn restore_locked(
         Ok(None) => {
             async {
                 crate::check::preflight(store.as_ref(), &config.backends, &config.restore.only).await?;
-                run_restore(store.as_ref(), id, restorers, &config.restore.options(&store, &config.backends)).await
+                let keys = config.auth.keys().await?;
+                run_restore(store.as_ref(), id, restorers, &config.restore.options(&store, &config.backends, &keys))
+                    .await
             }
             .await
         }
@@ -198,6 +200,9 @@ mod tests {
         }
         async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
             self.inner.start_upload(key).await
+        }
+        async fn start_replacing(&self, key: &str, etag: &str) -> Result<Box<dyn Upload>> {
+            self.inner.start_replacing(key, etag).await
         }
         async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject> {
             self.inner.get(key, if_match).await

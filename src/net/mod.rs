@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod clients;
 pub mod redact;
+pub mod secret_value;
 pub mod timeouts;
 pub mod tls;
 

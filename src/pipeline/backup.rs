@@ -12,6 +12,7 @@ use crate::archive::format::{ArchiveHeader, FORMAT_NAME, FORMAT_VERSION, HEADER_
 use crate::archive::{
     ArchiveDigest, ArchiveWriter, BackendManifest, ConsistencySummary, EntryBody, Manifest, PendingEntry, Sidecar,
 };
+use crate::authenticity::put_sidecar;
 use crate::backends::{EntrySender, Exporter};
 use crate::id::BackupId;
 use crate::progress::Progress;
@@ -49,6 +50,14 @@ pub struct BackupOptions {
     pub links: Option<LinkCheck>,
     /// What to do with a backend that exported nothing.
     pub empty: EmptyPolicy,
+    /// Signs the sidecar (none: the backup is unsigned).
+    pub signing_key: Option<Arc<crate::authenticity::SigningKey>>,
+    /// Encrypts the archive to these age recipients (none: not encrypted).
+    pub encrypt_to: crate::encryption::Recipients,
+    /// Keeps an encrypted backup's manifest readable in its sidecar (`--plain-sidecar-counts`).
+    pub plain_sidecar_counts: bool,
+    /// Refuse to write a backup that would not be encrypted (`--require-encrypted`).
+    pub require_encrypted: bool,
 }
 
 impl Default for BackupOptions {
@@ -63,6 +72,10 @@ impl Default for BackupOptions {
             quiet: QuietPolicy::default(),
             links: None,
             empty: EmptyPolicy::Warn,
+            signing_key: None,
+            encrypt_to: Default::default(),
+            plain_sidecar_counts: false,
+            require_encrypted: false,
         }
     }
 }
@@ -76,6 +89,10 @@ pub struct BackupSummary {
     pub sidecar_key: String,
     pub size: u64,
     pub sha256: String,
+    /// The key id that signed the sidecar (none: unsigned).
+    pub signed_by: Option<String>,
+    /// The recipients the archive is encrypted to (none: not encrypted).
+    pub encrypted_to: Option<Vec<String>>,
     pub entries: usize,
     pub backends: BTreeMap<String, BackendManifest>,
     pub consistency: Option<ConsistencySummary>,
@@ -105,6 +122,11 @@ pub async fn run_backup(
         let message = format!("no backend configured: pass {} (or their environment variables)", every_backend_flag());
         return Err(crate::failure::FailureKind::ConfigurationError.marked(message).into());
     }
+    if options.require_encrypted && options.encrypt_to.is_empty() {
+        let message = "encryption is required (--require-encrypted) but no recipient is configured: pass \
+                       --encrypt-to age1… (or NGBAK_RECIPIENTS); nothing was backed up";
+        return Err(crate::failure::FailureKind::ConfigurationError.marked(message).into());
+    }
     let started = Instant::now();
     let created_at = Utc::now();
     let id = options.id.clone().unwrap_or_else(|| BackupId::for_time(created_at));
@@ -131,6 +153,8 @@ pub async fn run_backup(
         backup_id: id,
         size: digest.size,
         sha256: digest.sha256,
+        signed_by: options.signing_key.as_ref().map(|k| k.id()),
+        encrypted_to: (!options.encrypt_to.is_empty()).then(|| options.encrypt_to.names()),
         entries: manifest.entries.len(),
         backends: manifest.backends,
         consistency: manifest.consistency,
@@ -184,9 +208,12 @@ async fn backup_locked(
     let (chunks_tx, mut chunks_rx) = mpsc::channel::<Bytes>(2);
     let progress = Progress::new("backup", options.progress);
     let produce = produce_archive(exporters, options, id, created_at, attempt, chunks_tx, &progress);
+    // What is stored is hashed here: with encryption, the ciphertext.
+    let mut stored = crate::archive::hashing::Tally::default();
     let pump = async {
         while let Some(chunk) = chunks_rx.recv().await {
             progress.add(chunk.len() as u64);
+            stored.update(&chunk);
             upload.write(chunk).await?;
         }
         anyhow::Ok(())
@@ -201,8 +228,8 @@ async fn backup_locked(
         Ok(_) if crate::stop::requested() => Err(crate::stop::stopped_error().into()),
         other => other,
     };
-    let (manifest, sha256, size) = match (produced, pumped) {
-        (Ok(done), Ok(())) => done,
+    let manifest = match (produced, pumped) {
+        (Ok(manifest), Ok(())) => manifest,
         (produced, pumped) => {
             // The upload's own error explains a writer that could no longer send, so it comes first.
             let error = match (produced, pumped) {
@@ -218,18 +245,35 @@ async fn backup_locked(
             return Err(error.context(format!("backup {id} failed; no archive was stored")));
         }
     };
+    let (sha256, size) = stored.finish();
     crate::store::complete_exactly(store.as_ref(), upload, &id.archive_key(), size).await?;
     let digest = ArchiveDigest { key: id.archive_key(), size, sha256 };
-    let sidecar = Sidecar { manifest: manifest.clone(), archive: digest.clone() };
-    if let Err(e) = store.put(&id.sidecar_key(), Bytes::from(serde_json::to_vec_pretty(&sidecar)?)).await {
+    let encryption = (!options.encrypt_to.is_empty()).then(|| crate::archive::EncryptionInfo {
+        scheme: "age".into(),
+        recipients: options.encrypt_to.names(),
+        counts_readable: options.plain_sidecar_counts,
+    });
+    let sidecar = Sidecar {
+        manifest: manifest.clone(),
+        archive: digest.clone(),
+        encryption,
+        opener: sealing_with(&options.encrypt_to),
+    };
+    if let Err(e) = put_sidecar(store.as_ref(), &sidecar, options.signing_key.as_deref(), false).await {
         store.delete(&id.archive_key()).await.ok();
         return Err(e.context("writing the sidecar failed; the archive was removed so no unverifiable backup is left"));
     }
     Ok((manifest, digest))
 }
 
-/// Runs the exporters and writes the archive into `chunks`; returns the manifest and the
-/// size and SHA-256 of the compressed stream.
+/// What the sidecar of an archive encrypted to `to` is sealed with beyond its public recipients:
+/// the passphrase, when it is one.
+fn sealing_with(to: &crate::encryption::Recipients) -> crate::encryption::Identities {
+    crate::encryption::Identities { keys: Default::default(), passphrase: to.passphrase.clone() }
+}
+
+/// Runs the exporters and writes the archive into `chunks` (encrypted to `options.encrypt_to`
+/// when there are recipients); returns the manifest.
 async fn produce_archive(
     exporters: &mut [Box<dyn Exporter>],
     options: &BackupOptions,
@@ -238,9 +282,13 @@ async fn produce_archive(
     attempt: u32,
     chunks: mpsc::Sender<Bytes>,
     progress: &Progress,
-) -> Result<(Manifest, String, u64)> {
+) -> Result<Manifest> {
     let sink = PollSender::new(chunks).sink_map_err(|_| std::io::Error::other("the upload stopped"));
-    let out = BufWriter::with_capacity(1 << 20, SinkWriter::new(CopyToBytes::new(sink)));
+    let stored = BufWriter::with_capacity(1 << 20, SinkWriter::new(CopyToBytes::new(sink)));
+    let out: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match &options.encrypt_to {
+        to if to.is_empty() => Box::new(stored),
+        to => crate::encryption::encrypting(stored, to).await?,
+    };
     let mut archive = ArchiveWriter::new(out, &options.compression, created_at.timestamp().max(0) as u64)?;
     let header = ArchiveHeader {
         format: FORMAT_NAME.into(),
@@ -310,9 +358,9 @@ async fn produce_archive(
         reason: options.reason.clone(),
         consistency: Some(consistency),
     };
-    let (mut out, sha256, size) = archive.finish(MANIFEST_PATH, &manifest).await?;
+    let (mut out, _, _) = archive.finish(MANIFEST_PATH, &manifest).await?;
     tokio::io::AsyncWriteExt::shutdown(&mut out).await?;
-    Ok((manifest, sha256, size))
+    Ok(manifest)
 }
 
 fn hostname() -> String {

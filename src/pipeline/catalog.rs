@@ -1,9 +1,9 @@
 //! What is in a store: listing backups from their sidecars, and deleting them.
 
-use super::restore::load_sidecar;
-use crate::archive::Sidecar;
+use crate::archive::{Sidecar, StoredSidecar};
+use crate::authenticity::{Provenance, Trust, MAX_SIGNATURE_BYTES};
 use crate::id::{BackupId, ARCHIVE_SUFFIX, SIDECAR_SUFFIX};
-use crate::store::{get_bytes, ObjectMeta, ObjectStore};
+use crate::store::{get_bytes, get_within, ObjectMeta, ObjectStore};
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -30,18 +30,30 @@ pub struct BackupListing {
     /// Whether the stores held still and linked up (absent for older backups).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistency: Option<crate::archive::ConsistencySummary>,
+    /// Who signed it, as the trusted keys tell (absent without a readable sidecar).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Provenance>,
+    /// The recipients an encrypted archive is encrypted to (its counts and backends are sealed
+    /// then, unless kept readable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypted_to: Option<Vec<String>>,
 }
 
 /// Every backup in the store, newest first; archives without a readable sidecar are listed too,
 /// flagged, so nothing hides.
-pub async fn list_backups(store: &dyn ObjectStore) -> Result<Vec<BackupListing>> {
-    list_backups_in(store, &store.list("").await?).await
+pub async fn list_backups(store: &dyn ObjectStore, trust: &Trust) -> Result<Vec<BackupListing>> {
+    list_backups_in(store, &store.list("").await?, trust).await
 }
 
 /// [`list_backups`] from a listing of the store already made (`ngbak list` also looks for
 /// leftovers in it).
-pub async fn list_backups_in(store: &dyn ObjectStore, objects: &[ObjectMeta]) -> Result<Vec<BackupListing>> {
+pub async fn list_backups_in(
+    store: &dyn ObjectStore,
+    objects: &[ObjectMeta],
+    trust: &Trust,
+) -> Result<Vec<BackupListing>> {
     let archives: BTreeSet<_> = objects.iter().filter_map(|o| BackupId::from_archive_key(&o.key)).collect();
+    let signed: BTreeSet<&str> = objects.iter().map(|o| o.key.as_str()).filter(|k| k.ends_with(".minisig")).collect();
     // A few sidecars read at once: a store of hundreds of backups lists in a second, not one
     // round trip after another. (The reads are made futures first: a closure over borrowed keys
     // would not make a future the Lambda runtime can send between threads.)
@@ -50,21 +62,44 @@ pub async fn list_backups_in(store: &dyn ObjectStore, objects: &[ObjectMeta]) ->
         .filter_map(|o| {
             let id = o.key.strip_suffix(SIDECAR_SUFFIX).and_then(|s| s.parse::<BackupId>().ok())?;
             let key = o.key.clone();
-            Some(async move { (id, get_bytes(store, &key).await) })
+            let has_signature = signed.contains(id.signature_key().as_str());
+            Some(async move {
+                let signature = match has_signature {
+                    true => get_within(store, &id.signature_key(), MAX_SIGNATURE_BYTES).await.ok().map(|s| s.1),
+                    false => None,
+                };
+                (id, get_bytes(store, &key).await, signature)
+            })
         })
         .collect();
     let mut read = futures::stream::iter(reads).buffered(SIDECAR_READS);
     let mut out = Vec::new();
-    while let Some((id, bytes)) = read.next().await {
-        let listing = match bytes.map(|b| serde_json::from_slice::<Sidecar>(&b)) {
-            Ok(Ok(s)) => BackupListing {
+    while let Some((id, bytes, signature)) = read.next().await {
+        let status = if archives.contains(&id) { "complete" } else { "archive missing" };
+        let listing = match bytes.map(|b| (StoredSidecar::parse(&b), b)) {
+            Ok((Ok(StoredSidecar::Sealed(s)), b)) => BackupListing {
+                signature: Some(trust.examine(&id, &b, &s.archive.sha256, signature.as_deref())),
+                backup_id: id.clone(),
+                created_at: Some(s.created_at),
+                size: Some(s.archive.size),
+                sha256: Some(s.archive.sha256.clone()),
+                backends: Vec::new(),
+                stats: BTreeMap::new(),
+                status: status.into(),
+                reason: s.reason.clone(),
+                consistency: None,
+                encrypted_to: Some(s.encryption.recipients.clone()),
+            },
+            Ok((Ok(StoredSidecar::Open(s)), b)) => BackupListing {
+                signature: Some(trust.examine(&id, &b, &s.archive.sha256, signature.as_deref())),
+                encrypted_to: s.encryption.as_ref().map(|e| e.recipients.clone()),
                 stats: totals(&s),
                 backup_id: id.clone(),
                 created_at: Some(s.manifest.created_at),
                 size: Some(s.archive.size),
                 sha256: Some(s.archive.sha256),
                 backends: s.manifest.backends.keys().cloned().collect(),
-                status: if archives.contains(&id) { "complete".into() } else { "archive missing".into() },
+                status: status.into(),
                 reason: s.manifest.reason.clone(),
                 consistency: s.manifest.consistency.clone(),
             },
@@ -94,6 +129,8 @@ fn bare(id: &BackupId, status: &str) -> BackupListing {
         status: status.into(),
         reason: None,
         consistency: None,
+        signature: None,
+        encrypted_to: None,
     }
 }
 
@@ -122,11 +159,24 @@ pub async fn delete_backup(store: &dyn ObjectStore, id: &BackupId) -> Result<()>
     }
     store.delete(&id.archive_key()).await?;
     store.delete(&id.sidecar_key()).await?;
+    store.delete(&id.signature_key()).await?;
     store.delete(&id.report_key()).await?;
     Ok(())
 }
 
-/// The manifest of a backup, as stored in its sidecar.
-pub async fn inspect(store: &dyn ObjectStore, id: &BackupId) -> Result<Sidecar> {
-    load_sidecar(store, id).await
+/// The manifest of a backup, as stored in its sidecar, and who signed it (never refused: an
+/// operator inspects a backup to find out). An encrypted backup's sidecar is shown opened when
+/// the identities open it, else as stored (what it keeps readable).
+pub async fn inspect(store: &dyn ObjectStore, id: &BackupId, trust: &Trust) -> Result<(serde_json::Value, Provenance)> {
+    let (stored, bytes) = super::restore::load_stored(store, id).await?;
+    let signature = match crate::authenticity::read_signature(store, id).await {
+        Ok(signature) => signature,
+        Err(e) => Some(format!("unreadable: {e:#}").into_bytes()),
+    };
+    let provenance = trust.examine(id, &bytes, &stored.archive().sha256, signature.as_deref());
+    let shown = match stored {
+        StoredSidecar::Sealed(sealed) if trust.identities.is_empty() => serde_json::to_value(&sealed)?,
+        stored => serde_json::to_value(stored.open(&trust.identities)?)?,
+    };
+    Ok((shown, provenance))
 }

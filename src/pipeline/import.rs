@@ -10,13 +10,14 @@
 use crate::archive::hashing::HashingReader;
 use crate::archive::reader::{read_archive, read_standalone, CheckOnly};
 use crate::archive::Sidecar;
+use crate::authenticity::{put_sidecar, Keys, Provenance, SigningKey};
 use crate::id::BackupId;
 use crate::store::ObjectStore;
 use anyhow::{bail, Context, Result};
 use bytes::BytesMut;
 use futures::TryStreamExt;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Where a standalone archive is read from.
@@ -135,6 +136,14 @@ pub struct StandaloneReport {
     /// Set by an import: where the archive now is in the store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub imported_to: Option<String>,
+    /// Set by an import: who vouches for the archive (the signature of the sidecar given with
+    /// `--sidecar`, or none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Provenance>,
+    /// Set by an import: the key that signed the sidecar the import wrote (none when the original
+    /// sidecar and its signature were kept, or no signing key is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 impl StandaloneReport {
@@ -149,36 +158,51 @@ impl StandaloneReport {
             whole_file_checked,
             backends: sidecar.manifest.backends.keys().cloned().collect(),
             imported_to: None,
+            signature: None,
+            signed_by: None,
         }
     }
 }
 
 /// Proves a standalone archive against its own manifest (and `sha256`, when given).
+/// An encrypted archive is opened with `identities`.
 pub async fn verify_file(
     source: &ArchiveSource,
     sha256: Option<&str>,
     store: Option<&dyn ObjectStore>,
+    identities: &crate::encryption::Identities,
 ) -> Result<(Sidecar, StandaloneReport)> {
     let shown = source.shown();
     let sidecar =
-        crate::stop::or_stop(async { read_standalone(source.open(store).await?, &shown, sha256).await }).await?;
+        crate::stop::or_stop(async { read_standalone(source.open(store).await?, &shown, sha256, identities).await })
+            .await?;
     let report = StandaloneReport::new(&sidecar, source, sha256.is_some());
     Ok((sidecar, report))
 }
 
 /// Verifies `source`, then stores it as backup `<its id>` with a sidecar, so that it can be listed,
 /// verified and restored like any backup. `expected_id` guards against importing the wrong file
-/// (an archive's id is written inside it and cannot change). Nothing is left in the store when any
-/// check fails.
+/// (an archive's id is written inside it and cannot change). With trusted keys, the archive must
+/// come with its original sidecar (`given_sidecar`) signed by one of them, which is then kept as
+/// it is; otherwise the import writes a sidecar of its own, signed by `keys.signing_key`. Nothing
+/// is left in the store when any check fails.
 pub async fn import(
     store: &std::sync::Arc<dyn ObjectStore>,
     source: &ArchiveSource,
     expected_id: Option<&BackupId>,
     sha256: Option<&str>,
+    given_sidecar: Option<&Path>,
+    keys: &Keys,
 ) -> Result<StandaloneReport> {
     let source = &source.clone().resolve(Some(store.as_ref()))?;
-    let (sidecar, mut report) = verify_file(source, sha256, Some(store.as_ref())).await?;
+    let (sidecar, mut report) = verify_file(source, sha256, Some(store.as_ref()), &keys.trust.identities).await?;
     let id = sidecar.manifest.backup_id.clone();
+    if keys.encryption.require_encrypted && sidecar.encryption.is_none() {
+        bail!(
+            "{} is not encrypted, and encryption is required (--require-encrypted); nothing was imported",
+            source.shown()
+        );
+    }
     if let Some(expected) = expected_id {
         if expected != &id {
             bail!(
@@ -188,25 +212,93 @@ pub async fn import(
             );
         }
     }
+    let (provenance, written) = vouched(&sidecar, given_sidecar, keys)?;
     // The lock a backup with this id takes: an import and a backup never write one id at once.
     let holder = format!("ngbak import of {} (pid {})", source.shown(), std::process::id());
-    let lock =
-        match crate::store::lock::acquire(store.clone(), &id.lock_key("backup"), &holder, crate::store::lock::LEASE)
-            .await?
-        {
-            Ok(lock) => lock,
-            Err(held) => {
-                bail!("backup {id} is being written by another run ({}); try again when it is done", held.holder)
-            }
-        };
-    let result = import_locked(store.as_ref(), source, &sidecar).await;
+    let lock = super::writing_lock(store, &id, &holder).await?;
+    let result = import_locked(store.as_ref(), source, &sidecar, &written).await;
     lock.release().await.ok();
     result?;
     report.imported_to = Some(format!("{} in {}", id.archive_key(), store.url()));
+    report.signed_by = match &written {
+        SidecarToWrite::Made(Some(key)) => Some(key.id()),
+        _ => None,
+    };
+    report.signature = Some(provenance);
     Ok(report)
 }
 
-async fn import_locked(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &Sidecar) -> Result<()> {
+/// The sidecar an import writes.
+enum SidecarToWrite {
+    /// The archive's original sidecar, byte for byte, and its signature (when it has one).
+    Original { bytes: Vec<u8>, signature: Option<Vec<u8>> },
+    /// One made from the archive, signed by this key (when one is configured).
+    Made(Option<std::sync::Arc<SigningKey>>),
+}
+
+/// Who vouches for the archive that `sidecar` describes (as proved from the archive itself), and
+/// which sidecar to keep. A sidecar given must describe exactly that archive; its signature is
+/// judged by the trusted keys. Without one, an import under trusted keys is refused (a file alone
+/// carries no signature) unless `--allow-unsigned` takes it.
+fn vouched(sidecar: &Sidecar, given: Option<&Path>, keys: &Keys) -> Result<(Provenance, SidecarToWrite)> {
+    let id = &sidecar.manifest.backup_id;
+    let Some(path) = given else {
+        let provenance = if keys.trust.is_required() {
+            keys.trust.refuse(
+                id,
+                format!(
+                    "the archive of backup {id} comes without its sidecar, and a file alone carries no signature \
+                     (pass its sidecar with --sidecar FILE, its signature FILE.minisig beside it)"
+                ),
+            )?
+        } else {
+            Provenance::Unsigned
+        };
+        return Ok((provenance, SidecarToWrite::Made(keys.signing_key.clone())));
+    };
+    let bytes = read_bounded(path, crate::store::MAX_SMALL_OBJECT)?;
+    let original: Sidecar = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not an ngbak sidecar (a <id>.manifest.json)", path.display()))?;
+    if &original != sidecar {
+        bail!(
+            "the sidecar {} does not describe this archive (it names backup {}, {} bytes, SHA-256 {}; the archive is \
+             backup {id}, {} bytes, SHA-256 {}): pass the sidecar that was stored with it",
+            path.display(),
+            original.manifest.backup_id,
+            original.archive.size,
+            original.archive.sha256,
+            sidecar.archive.size,
+            sidecar.archive.sha256
+        );
+    }
+    let signature_path = format!("{}.minisig", path.display());
+    let signature = match Path::new(&signature_path).exists() {
+        true => Some(read_bounded(Path::new(&signature_path), crate::authenticity::MAX_SIGNATURE_BYTES)?),
+        false => None,
+    };
+    let provenance = keys.trust.judge(id, &bytes, &sidecar.archive.sha256, signature.as_deref())?;
+    Ok((provenance, SidecarToWrite::Original { bytes, signature }))
+}
+
+/// A whole small file, refused when it is larger than `limit` (read no further).
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        bail!("{} is larger than the {limit} bytes such a file can have; it is not what ngbak wrote", path.display());
+    }
+    Ok(bytes)
+}
+
+async fn import_locked(
+    store: &dyn ObjectStore,
+    source: &ArchiveSource,
+    sidecar: &Sidecar,
+    written: &SidecarToWrite,
+) -> Result<()> {
     let id = &sidecar.manifest.backup_id;
     if store.head(&id.sidecar_key()).await?.is_some() {
         bail!("backup {id} is already in {} with its sidecar; nothing to import (`ngbak verify {id}`)", store.url());
@@ -233,8 +325,16 @@ async fn import_locked(store: &dyn ObjectStore, source: &ArchiveSource, sidecar:
         }
         None => upload_same(store, source, sidecar).await?,
     }
-    let body = bytes::Bytes::from(serde_json::to_vec_pretty(sidecar)?);
-    if !store.put_if_absent(&id.sidecar_key(), body).await? {
+    let stored = match written {
+        SidecarToWrite::Made(key) => put_sidecar(store, sidecar, key.as_deref(), true).await?,
+        SidecarToWrite::Original { bytes, signature } => {
+            if let Some(signature) = signature {
+                store.put(&id.signature_key(), bytes::Bytes::from(signature.clone())).await?;
+            }
+            store.put_if_absent(&id.sidecar_key(), bytes::Bytes::from(bytes.clone())).await?
+        }
+    };
+    if !stored {
         bail!("another run wrote the sidecar of {id} meanwhile; `ngbak verify {id}` checks it");
     }
     Ok(())

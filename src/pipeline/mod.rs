@@ -7,6 +7,7 @@ pub mod cleanup;
 pub mod empty;
 pub mod import;
 pub mod quiet;
+pub mod rekey;
 pub mod restore;
 pub mod retention;
 
@@ -39,4 +40,20 @@ pub fn failure_kind(error: &anyhow::Error) -> FailureKind {
         return marked.kind;
     }
     FailureKind::Internal
+}
+
+/// The lock a backup with this id takes, for a job that writes a backup's objects besides the
+/// backup itself (import, rekey): two such jobs never write one id at once.
+async fn writing_lock(
+    store: &std::sync::Arc<dyn crate::store::ObjectStore>,
+    id: &crate::id::BackupId,
+    holder: &str,
+) -> anyhow::Result<crate::store::lock::Lock> {
+    use crate::store::lock::{acquire, LEASE};
+    match acquire(store.clone(), &id.lock_key("backup"), holder, LEASE).await? {
+        Ok(lock) => Ok(lock),
+        Err(held) => {
+            anyhow::bail!("backup {id} is being written by another run ({}); try again when it is done", held.holder)
+        }
+    }
 }

@@ -6,6 +6,7 @@
 
 use super::catalog::{delete_backup, list_backups, BackupListing};
 use super::restore::verify;
+use crate::authenticity::Trust;
 use crate::id::BackupId;
 use crate::store::ObjectStore;
 use anyhow::{bail, Result};
@@ -90,11 +91,12 @@ pub struct PruneReport {
 }
 
 /// Applies `policy` to the backups in `store`, deleting what it does not keep (unless `dry_run`).
-pub async fn prune(store: &dyn ObjectStore, policy: &KeepPolicy, dry_run: bool) -> Result<PruneReport> {
+/// The newest backup that verifies (and, with trusted keys, that one of them signed) is kept.
+pub async fn prune(store: &dyn ObjectStore, policy: &KeepPolicy, dry_run: bool, trust: &Trust) -> Result<PruneReport> {
     if policy.is_empty() {
         bail!("prune needs at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly (greater than 0)");
     }
-    let all = list_backups(store).await?;
+    let all = list_backups(store, trust).await?;
     let (complete, other): (Vec<BackupListing>, Vec<BackupListing>) =
         all.into_iter().partition(|b| b.status == "complete" && b.created_at.is_some());
     // Safety backups are kept by their own rule and do not push scheduled backups out.
@@ -109,7 +111,7 @@ pub async fn prune(store: &dyn ObjectStore, policy: &KeepPolicy, dry_run: bool) 
 
     // The newest backup that verifies is kept whatever the policy says.
     for (i, b) in complete.iter().enumerate() {
-        match verify(store, &b.backup_id).await {
+        match verify(store, &b.backup_id, trust).await {
             Ok(_) => {
                 reasons[i].push("newest verified backup".into());
                 break;

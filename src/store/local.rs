@@ -100,7 +100,14 @@ impl ObjectStore for LocalStore {
         let target = self.path(key)?;
         let temp = self.root.join(format!("{PARTIAL_PREFIX}{}-{key}", uuid::Uuid::new_v4().simple()));
         let file = fs::File::create(&temp).await.with_context(|| format!("creating {}", temp.display()))?;
-        Ok(Box::new(LocalUpload { file, temp, target, size: 0 }))
+        Ok(Box::new(LocalUpload { file, temp, target, size: 0, replacing: None }))
+    }
+
+    async fn start_replacing(&self, key: &str, etag: &str) -> Result<Box<dyn Upload>> {
+        let target = self.path(key)?;
+        let temp = self.root.join(format!("{PARTIAL_PREFIX}{}-{key}", uuid::Uuid::new_v4().simple()));
+        let file = fs::File::create(&temp).await.with_context(|| format!("creating {}", temp.display()))?;
+        Ok(Box::new(LocalUpload { file, temp, target, size: 0, replacing: Some(etag.to_string()) }))
     }
 
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject> {
@@ -193,6 +200,8 @@ struct LocalUpload {
     temp: PathBuf,
     target: PathBuf,
     size: u64,
+    /// Replace the target while it is this version (`start_replacing`); else never replace.
+    replacing: Option<String>,
 }
 
 #[async_trait]
@@ -205,6 +214,21 @@ impl Upload for LocalUpload {
     async fn complete(self: Box<Self>) -> Result<u64> {
         self.file.sync_all().await?;
         drop(self.file);
+        if let Some(etag) = &self.replacing {
+            // As replace_if_match: the check and the rename are two steps on one host.
+            let now = fs::metadata(&self.target).await.ok().map(|m| meta_of("", &m).etag);
+            if now != Some(Some(etag.clone())) {
+                let _ = fs::remove_file(&self.temp).await;
+                anyhow::bail!("{} changed while it was rewritten; nothing was replaced", self.target.display());
+            }
+            fs::rename(&self.temp, &self.target)
+                .await
+                .with_context(|| format!("moving {} to {}", self.temp.display(), self.target.display()))?;
+            if let Some(dir) = self.target.parent() {
+                fs::File::open(dir).await?.sync_all().await?;
+            }
+            return Ok(self.size);
+        }
         // A hard link never replaces an existing file (a rename would): a second job with the
         // same id fails here instead of overwriting the first one's archive.
         let linked = fs::hard_link(&self.temp, &self.target).await;

@@ -52,6 +52,9 @@ pub trait ObjectStore: Send + Sync {
     /// it); `false` when it was changed, replaced or removed since.
     async fn replace_if_match(&self, key: &str, body: Bytes, etag: &str) -> Result<bool>;
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>>;
+    /// An upload that replaces the object at `key`, completing only while it is still the version
+    /// `etag` (a new S3 object version; a file renamed into place): for `rekey`.
+    async fn start_replacing(&self, key: &str, etag: &str) -> Result<Box<dyn Upload>>;
     /// Streams an object; with `if_match` the read fails if the object changed since.
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject>;
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
@@ -105,21 +108,31 @@ pub async fn get_bytes(store: &dyn ObjectStore, key: &str) -> Result<Vec<u8>> {
 
 /// [`get_bytes`] with the version read (for a write conditional on exactly those bytes).
 pub async fn get_small(store: &dyn ObjectStore, key: &str) -> Result<(ObjectMeta, Vec<u8>)> {
+    get_within(store, key, MAX_SMALL_OBJECT).await
+}
+
+/// Reads a whole object of at most `limit` bytes, refusing a larger one before reading it, and
+/// never reading past `limit`.
+pub async fn get_within(store: &dyn ObjectStore, key: &str, limit: u64) -> Result<(ObjectMeta, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
     let obj = store.get(key, None).await?;
-    if obj.meta.size > MAX_SMALL_OBJECT {
+    let most = match limit {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n % 1024 == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    };
+    if obj.meta.size > limit {
         bail!(
-            "{key} in {} has {} bytes; ngbak reads such metadata objects only up to {} MiB. It was not written \
+            "{key} in {} has {} bytes; ngbak reads such metadata objects only up to {most}. It was not written \
              by ngbak, or was replaced: remove it or restore it from a copy",
             store.url(),
             obj.meta.size,
-            MAX_SMALL_OBJECT >> 20
         );
     }
     let mut buf = Vec::with_capacity(obj.meta.size as usize);
-    obj.body.take(MAX_SMALL_OBJECT + 1).read_to_end(&mut buf).await?;
-    if buf.len() as u64 > MAX_SMALL_OBJECT {
-        bail!("{key} in {} grew past {} MiB while it was read", store.url(), MAX_SMALL_OBJECT >> 20);
+    obj.body.take(limit + 1).read_to_end(&mut buf).await?;
+    if buf.len() as u64 > limit {
+        bail!("{key} in {} grew past {most} while it was read", store.url());
     }
     Ok((obj.meta, buf))
 }

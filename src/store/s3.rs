@@ -200,25 +200,11 @@ impl ObjectStore for S3Store {
     }
 
     async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>> {
-        let full_key = self.full_key(key);
-        let mut req = self.client.create_multipart_upload().bucket(&self.bucket).key(&full_key);
-        if let Some(k) = &self.kms_key_id {
-            req = req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k);
-        }
-        let created = req.send().await.map_err(|e| self.fail("CreateMultipartUpload", key, e))?;
-        let upload_id = created.upload_id().context("S3 returned no upload id")?.to_string();
-        Ok(Box::new(S3Upload {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
-            key: full_key,
-            upload_id,
-            buffer: BytesMut::new(),
-            next_part: 1,
-            in_flight: JoinSet::new(),
-            in_flight_bytes: 0,
-            done: Vec::new(),
-            size: 0,
-        }))
+        self.upload(key, None).await
+    }
+
+    async fn start_replacing(&self, key: &str, etag: &str) -> Result<Box<dyn Upload>> {
+        self.upload(key, Some(etag.to_string())).await
     }
 
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject> {
@@ -403,6 +389,33 @@ fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<ch
 }
 
 /// A multipart upload whose parts go up in parallel, bounded by [`IN_FLIGHT_BYTES`].
+impl S3Store {
+    /// A multipart upload that completes only while nothing is at the key (`replacing` none), or
+    /// while the object there is still that version.
+    async fn upload(&self, key: &str, replacing: Option<String>) -> Result<Box<dyn Upload>> {
+        let full_key = self.full_key(key);
+        let mut req = self.client.create_multipart_upload().bucket(&self.bucket).key(&full_key);
+        if let Some(k) = &self.kms_key_id {
+            req = req.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k);
+        }
+        let created = req.send().await.map_err(|e| self.fail("CreateMultipartUpload", key, e))?;
+        let upload_id = created.upload_id().context("S3 returned no upload id")?.to_string();
+        Ok(Box::new(S3Upload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: full_key,
+            upload_id,
+            buffer: BytesMut::new(),
+            next_part: 1,
+            in_flight: JoinSet::new(),
+            in_flight_bytes: 0,
+            done: Vec::new(),
+            size: 0,
+            replacing,
+        }))
+    }
+}
+
 struct S3Upload {
     client: Client,
     bucket: String,
@@ -414,6 +427,8 @@ struct S3Upload {
     in_flight_bytes: u64,
     done: Vec<CompletedPart>,
     size: u64,
+    /// Replace the object while it is this version (ETag); else never replace one.
+    replacing: Option<String>,
 }
 
 impl S3Upload {
@@ -523,16 +538,17 @@ impl Upload for S3Upload {
         let expected_etag = multipart_etag(&parts);
         // Conditional: an object that appeared under the key meanwhile (a second backup with the
         // same id) is never overwritten; this upload fails instead.
-        let completed = self
+        let request = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
-            .if_none_match("*")
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-            .send()
-            .await;
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+        let completed = match &self.replacing {
+            Some(etag) => request.if_match(etag).send().await,
+            None => request.if_none_match("*").send().await,
+        };
         match completed {
             Ok(_) => Ok(self.size),
             // An attempt completed it and its answer was lost (the SDK's retry then finds no

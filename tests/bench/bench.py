@@ -105,7 +105,7 @@ def load(keys):
     return total
 
 
-def ngbak_backup(store, bid, codec=None, threads=None, level=None, binary=NGBAK, links=False):
+def ngbak_backup(store, bid, codec=None, threads=None, level=None, binary=NGBAK, links=False, extra=()):
     """A backup of the Redis data; codec, threads and level only when given (the issue-13 binary
     has none of those flags). The rows compare the backup pipeline, so the consistency check that
     a backup runs by default (one more read of the key-value namespaces) is off unless `links`;
@@ -116,19 +116,20 @@ def ngbak_backup(store, bid, codec=None, threads=None, level=None, binary=NGBAK,
     for flag, value in [("--compression", codec), ("--threads", threads), ("--compression-level", level)]:
         if value:
             cmd += [flag, str(value)]
-    r = measure(cmd)
+    r = measure(cmd + list(extra))
     r["size"] = json.loads(r["out"])["size"]
     return r
 
 
-def ngbak_restore(store, bid, keys, flush=True, read_back=True):
+def ngbak_restore(store, bid, keys, flush=True, read_back=True, extra=()):
     """A restore with the defaults: safety backup of what it overwrites, then the write, then the
     read-back check (unless not `read_back`). With `flush`, into an empty Redis (the safety backup
     then has nothing to save)."""
     if flush:
         redis_cli("FLUSHALL")
+    extra_flags = extra
     extra = [] if read_back else ["--no-verify-restored"]
-    r = measure([NGBAK, "--store", store, "restore", bid, "--redis-url", REDIS, "--json"] + extra)
+    r = measure([NGBAK, "--store", store, "restore", bid, "--redis-url", REDIS, "--json"] + extra + list(extra_flags))
     report = json.loads(r["out"])
     restored = report["backends"]["redis"]["restored"]["keys"]
     assert restored == keys == int(redis_cli("DBSIZE")), f"ngbak restored {restored} of {keys} keys"
@@ -141,6 +142,18 @@ def ngbak_restore(store, bid, keys, flush=True, read_back=True):
 
 
 NATIVE_RESTORE = "native: redis-cli --pipe of the same SETs into an emptied Redis"
+ENCRYPTED_BACKUP = "ngbak gzip backup, 2 threads, encrypted (age, one recipient)"
+ENCRYPTED_RESTORE = "ngbak restore (gzip archive, encrypted)"
+
+
+def age_identity():
+    """A fresh age identity file for the encrypted rows, and its recipient."""
+    path = os.path.join(WORK, "bench-identity.txt")
+    if os.path.exists(path):
+        os.remove(path)
+    subprocess.run(["age-keygen", "-o", path], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", path], check=True, capture_output=True).stdout.decode().strip()
+    return path, recipient
 LINKS_ROW = "ngbak gzip backup, 2 threads, with the consistency check (the default; the other rows: --no-link-check)"
 
 
@@ -167,6 +180,9 @@ def run_size(keys, bucket, store):
             rep(f"ngbak {codec} backup, {threads} thread{'s' * (threads > 1)}",
                 lambda i, c=codec, t=threads: ngbak_backup(store, f"b{tag}_{c}_{t}_{i}", c, t))
     rep(LINKS_ROW, lambda i: ngbak_backup(store, f"b{tag}_links_{i}", "gzip", 2, links=True))
+    identity, recipient = age_identity()
+    rep(ENCRYPTED_BACKUP,
+        lambda i: ngbak_backup(store, f"b{tag}_enc_{i}", "gzip", 2, extra=["--encrypt-to", recipient]))
     rep("ngbak backup, previous defaults (gzip 1, 1 thread)",
         lambda i: ngbak_backup(store, f"b{tag}_old_{i}", "gzip", 1, level=1))
     if os.path.exists(ISSUE_BASELINE):
@@ -176,6 +192,7 @@ def run_size(keys, bucket, store):
     rep("ngbak restore (zstd archive)", lambda i: ngbak_restore(store, f"b{tag}_zstd_2_0", keys))
     rep("ngbak restore without the read-back (gzip; --no-verify-restored)",
         lambda i: ngbak_restore(store, f"b{tag}_gzip_2_0", keys, read_back=False))
+    rep(ENCRYPTED_RESTORE, lambda i: ngbak_restore(store, f"b{tag}_enc_0", keys, extra=["--identity", identity]))
     rep(NATIVE_RESTORE, lambda i: native_restore(keys))
     # Over the live data: the safety backup first saves all of it.
     rep("ngbak restore over the live data (gzip; safety backup of every key first)",
@@ -361,6 +378,12 @@ def report(results):
         if links:
             out.insert(-1, f"| (what the consistency check adds to a backup) | {links['wall'] - g2['wall']:.2f} s of "
                            f"{links['wall']:.2f} s ({(links['wall'] - g2['wall']) / links['wall']:.0%}) | — |")
+        enc, enc_r = rows.get(ENCRYPTED_BACKUP), rows.get(ENCRYPTED_RESTORE)
+        if enc and enc_r:
+            out.insert(-1, f"| encryption costs < 10% of the backup's time, nothing in peak RSS | backup "
+                           f"{enc['wall'] / g2['wall'] - 1:+.1%} time, {enc['rss'] - g2['rss']:+.0f} MiB; restore "
+                           f"{enc_r['wall'] / rg['wall'] - 1:+.1%} time, {enc_r['rss'] - rg['rss']:+.0f} MiB | "
+                           f"{yes(enc['wall'] / g2['wall'] < 1.10 and enc['rss'] - g2['rss'] <= 4)} |")
         live = rows.get("ngbak restore over the live data (gzip; safety backup of every key first)")
         if live:
             out.insert(-1, f"| (what the safety backup adds over live data) | {live['safety_s']:.2f} s of "

@@ -370,6 +370,12 @@ pub fn ngbak_command(args: &[&str], envs: &[(&str, &str)]) -> std::process::Comm
         "QDRANT_URL",
         "QDRANT_API_KEY",
         "QDRANT_API_KEY_SECRET_ARN",
+        "NGBAK_SIGNING_KEY",
+        "NGBAK_SIGNING_KEY_FILE",
+        "NGBAK_SIGNING_KEY_SECRET_ARN",
+        "NGBAK_SIGNING_KEY_PASSWORD",
+        "NGBAK_TRUSTED_KEYS",
+        "NGBAK_ALLOW_UNSIGNED",
     ] {
         cmd.env_remove(inherited);
     }
@@ -576,4 +582,28 @@ pub async fn until_upload_pending(bucket: &str) {
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "the backup never started its upload");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// A new secret in the emulator's Secrets Manager (named `<name>-<unique>`); returns its ARN.
+pub async fn create_secret(name: &str, value: &str) -> String {
+    let shared =
+        ngbak::net::aws::loader().endpoint_url(s3_endpoint()).region(aws_config::Region::new("us-east-1")).load().await;
+    let made = aws_sdk_secretsmanager::Client::new(&shared)
+        .create_secret()
+        .name(format!("{name}-{}", unique()))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create the secret");
+    made.arn().expect("a new secret has an ARN").to_string()
+}
+
+/// The functions' settings for a store under `s3://<bucket>/ngbak` and the test Redis keys
+/// under `pattern`, plus `extra` flags.
+pub fn function_config(bucket: &str, pattern: &str, extra: &[&str]) -> ngbak::lambda::FunctionConfig {
+    let store = format!("s3://{bucket}/ngbak");
+    let url = redis_url();
+    let mut args = vec!["test", "--store", &store, "--redis-url", &url, "--redis-pattern", pattern];
+    args.extend_from_slice(extra);
+    <ngbak::lambda::FunctionConfig as clap::Parser>::try_parse_from(args).unwrap()
 }

@@ -30,6 +30,11 @@ if ! command -v redis-server >/dev/null; then
   (systemctl disable --now redis-server || service redis-server stop) >/dev/null 2>&1 || true
 fi
 
+# minisign: the signature test checks a stored backup with the standard tool, not with ngbak.
+command -v minisign >/dev/null || { step "minisign (apt)"; apt_install minisign; }
+# age: the encryption tests make keys with age-keygen and open archives with the standard age tool.
+command -v age-keygen >/dev/null || { step "age (apt)"; apt_install age; }
+
 # socat: the TLS-terminating proxies of start-tls.sh.
 command -v socat >/dev/null || { step "socat (apt)"; apt_install socat; }
 

@@ -3,6 +3,7 @@
 //! magic bytes, so `verify` and `restore` take either without being told.
 
 mod blocks;
+mod exhaustive;
 mod pgzip;
 mod zstd_mt;
 
@@ -138,31 +139,56 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Encoder<W> {
     }
 }
 
-/// A decompressing reader for whichever codec the stream starts with. Decompression runs on its
-/// own task, a few chunks ahead of the reader, so it overlaps with tar parsing, hashing and the
-/// backend writes that consume the output (on another core when there is one).
+/// A decompressing reader for whichever codec the stream starts with, decrypting it first when
+/// it is an age file (with one of `identities`). Decompression runs on its own task, a few chunks
+/// ahead of the reader, so it overlaps with tar parsing, hashing and the backend writes that
+/// consume the output (on another core when there is one).
 pub async fn decoder<R: AsyncBufRead + Send + Unpin + 'static>(
     mut compressed: R,
+    identities: &crate::encryption::Identities,
 ) -> anyhow::Result<Box<dyn AsyncRead + Send + Unpin>> {
+    let magic = first_bytes(&mut compressed).await?;
+    let stream = BufReader::with_capacity(64 << 10, std::io::Cursor::new(magic.clone()).chain(compressed));
+    if magic[..] == crate::encryption::AGE_MAGIC[..magic.len().min(4)] && magic.len() == 4 {
+        let plain = crate::encryption::decrypting(stream, identities).await?;
+        let mut plain = BufReader::with_capacity(64 << 10, plain);
+        let magic = first_bytes(&mut plain).await?;
+        return decompressing(
+            &magic,
+            BufReader::with_capacity(64 << 10, std::io::Cursor::new(magic.clone()).chain(plain)),
+        );
+    }
+    decompressing(&magic, stream)
+}
+
+/// Up to the first four bytes of a stream (fewer only when it ends sooner).
+async fn first_bytes<R: AsyncRead + Unpin>(input: &mut R) -> io::Result<Vec<u8>> {
     let mut magic = [0u8; 4];
     let mut have = 0;
     while have < magic.len() {
-        let n = compressed.read(&mut magic[have..]).await?;
+        let n = input.read(&mut magic[have..]).await?;
         if n == 0 {
             break;
         }
         have += n;
     }
-    let Some(codec) = Codec::detect(&magic[..have]) else {
+    Ok(magic[..have].to_vec())
+}
+
+/// The decoder of the codec whose first bytes are `magic` (`stream` starts with them).
+fn decompressing<R: AsyncBufRead + Send + Unpin + 'static>(
+    magic: &[u8],
+    stream: R,
+) -> anyhow::Result<Box<dyn AsyncRead + Send + Unpin>> {
+    let Some(codec) = Codec::detect(magic) else {
         anyhow::bail!(
             "the archive is neither gzip nor zstd (it starts with bytes {}); it is not an ngbak archive",
-            hex::encode(&magic[..have])
+            hex::encode(magic)
         );
     };
-    let stream = BufReader::with_capacity(64 << 10, std::io::Cursor::new(magic[..have].to_vec()).chain(compressed));
     let decoded: Box<dyn AsyncRead + Send + Unpin> = match codec {
-        Codec::Gzip => Box::new(GzipDecoder::new(stream)),
-        Codec::Zstd => Box::new(ZstdDecoder::new(stream)),
+        Codec::Gzip => Box::new(exhaustive::Exhaustive::new(GzipDecoder::new(stream), GzipDecoder::get_mut)),
+        Codec::Zstd => Box::new(exhaustive::Exhaustive::new(ZstdDecoder::new(stream), ZstdDecoder::get_mut)),
     };
     Ok(Box::new(read_ahead(decoded)))
 }
@@ -203,14 +229,61 @@ mod tests {
             let compressed = enc.into_inner();
             assert_eq!(Codec::detect(&compressed), Some(codec));
             let mut back = Vec::new();
-            decoder(std::io::Cursor::new(compressed)).await.unwrap().read_to_end(&mut back).await.unwrap();
+            decoder(std::io::Cursor::new(compressed), &Default::default())
+                .await
+                .unwrap()
+                .read_to_end(&mut back)
+                .await
+                .unwrap();
             assert_eq!(back, data, "{codec:?}");
         }
     }
 
     #[tokio::test]
+    async fn anything_after_the_member_or_frame_is_refused() {
+        let data = b"the archive's own bytes".repeat(1000);
+        for codec in [Codec::Gzip, Codec::Zstd] {
+            let compress = |bytes: &[u8]| {
+                let bytes = bytes.to_vec();
+                async move {
+                    let mut enc = Encoder::new(Vec::new(), &Compression { codec, level: None, threads: 1 }).unwrap();
+                    enc.write_all(&bytes).await.unwrap();
+                    enc.shutdown().await.unwrap();
+                    enc.into_inner()
+                }
+            };
+            let one = compress(&data).await;
+            let second_member = [one.clone(), compress(b"appended").await].concat();
+            let appended = [one.clone(), b"x".to_vec()].concat();
+            let zeros = [one.clone(), vec![0u8; 512]].concat();
+            for (what, bytes) in [("second member", second_member), ("one byte", appended), ("zeros", zeros)] {
+                let mut back = Vec::new();
+                let err = decoder(std::io::Cursor::new(bytes), &Default::default())
+                    .await
+                    .unwrap()
+                    .read_to_end(&mut back)
+                    .await
+                    .unwrap_err();
+                assert!(err.to_string().contains("data follows the end"), "{codec:?} {what}: {err}");
+            }
+            let mut back = Vec::new();
+            decoder(std::io::Cursor::new(one), &Default::default())
+                .await
+                .unwrap()
+                .read_to_end(&mut back)
+                .await
+                .unwrap();
+            assert_eq!(back, data);
+        }
+    }
+
+    #[tokio::test]
     async fn other_bytes_are_refused_with_what_they_are() {
-        let err = decoder(std::io::Cursor::new(b"PK\x03\x04rest".to_vec())).await.err().unwrap().to_string();
+        let err = decoder(std::io::Cursor::new(b"PK\x03\x04rest".to_vec()), &Default::default())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("neither gzip nor zstd") && err.contains("504b0304"), "{err}");
     }
 

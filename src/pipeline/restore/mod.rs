@@ -19,7 +19,7 @@ mod write;
 
 pub use links::RestoredInconsistent;
 pub use report::{outcome_document, rollback_command, BackendReport, PartialRestore, RestoreReport, WrittenSoFar};
-pub use verify::{load_sidecar, verify, VerifyReport};
+pub use verify::{load_sidecar, load_stored, load_trusted, verify, VerifyReport};
 
 use crate::backends::Restorer;
 use crate::id::BackupId;
@@ -44,6 +44,10 @@ pub struct RestoreOptions {
     pub links: Option<crate::pipeline::quiet::LinkCheck>,
     /// Fail when the links do not hold after the restore (`--require-consistent`).
     pub require_consistent: bool,
+    /// Whose signatures are trusted: a backup they do not vouch for is refused before any read.
+    pub trust: crate::authenticity::Trust,
+    /// Signs the safety backup (it is a backup like any other).
+    pub signing_key: Option<Arc<crate::authenticity::SigningKey>>,
 }
 
 /// Where the safety backup goes (the CLI and the functions use the restore's own store).
@@ -66,7 +70,7 @@ pub async fn run_restore(
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
-    let sidecar = load_sidecar(store, id).await?;
+    let (sidecar, signature) = load_trusted(store, id, &options.trust).await?;
     let manifest = &sidecar.manifest;
     let skipped = plan::select(id, manifest, &options.only, &mut restorers)?;
     plan::preflight(manifest, &mut restorers).await?;
@@ -91,7 +95,14 @@ pub async fn run_restore(
     let mut verify_seconds = 0.0;
     let safety_started = Instant::now();
     let safety = match (&options.safety_backup, options.dry_run) {
-        (Some(safety), false) => safety::take_safety_backup(safety, id, &mut restorers).await?,
+        (Some(safety), false) => {
+            // The rollback point is no plaintext leak: encrypted to the restored archive's recipients.
+            let encrypt_to = match &sidecar.encryption {
+                Some(e) => crate::encryption::Recipients::named(&e.recipients, &sidecar.opener)?,
+                None => Default::default(),
+            };
+            safety::take_safety_backup(safety, id, &mut restorers, options.signing_key.clone(), encrypt_to).await?
+        }
         _ => None,
     };
     let safety_seconds = safety_started.elapsed().as_secs_f64();
@@ -122,6 +133,7 @@ pub async fn run_restore(
         dry_run: options.dry_run,
         verified: true,
         archive_sha256: checked.archive_sha256,
+        signature: Some(signature),
         backends,
         skipped,
         seconds: started.elapsed().as_secs_f64(),

@@ -14,6 +14,9 @@ pub struct RestoreReport {
     pub dry_run: bool,
     pub verified: bool,
     pub archive_sha256: String,
+    /// Who signed the backup, as the trusted keys tell (absent in reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::authenticity::Provenance>,
     pub backends: BTreeMap<String, BackendReport>,
     /// Backends in the archive that were not restored, and why.
     pub skipped: BTreeMap<String, String>,

@@ -14,6 +14,8 @@ pub(super) async fn take_safety_backup(
     safety: &SafetyBackup,
     id: &BackupId,
     restorers: &mut [Box<dyn Restorer>],
+    signing_key: Option<std::sync::Arc<crate::authenticity::SigningKey>>,
+    encrypt_to: crate::encryption::Recipients,
 ) -> Result<Option<BackupId>> {
     let mut exporters = Vec::new();
     for r in restorers.iter_mut() {
@@ -36,6 +38,8 @@ pub(super) async fn take_safety_backup(
         id: Some(safety_id.clone()),
         reason: Some(format!("safety backup taken before restoring {id}")),
         config: serde_json::json!({ "safety_backup_before_restoring": id }),
+        signing_key,
+        encrypt_to,
         ..Default::default()
     };
     run_backup(safety.store.clone(), exporters, options).await.with_context(|| {

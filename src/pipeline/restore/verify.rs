@@ -3,7 +3,8 @@
 //! adding up each backend's content digest.
 
 use crate::archive::reader::{read_archive, CheckOnly, EntryVisitor, ReadReport};
-use crate::archive::{ContentDigest, EntryRecord, Sidecar};
+use crate::archive::{ContentDigest, EntryRecord, Sidecar, StoredSidecar};
+use crate::authenticity::{read_signature, Provenance, Trust};
 use crate::backends::Restorer;
 use crate::failure::FailureKind;
 use crate::id::BackupId;
@@ -15,8 +16,51 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use tokio::io::AsyncRead;
 
-/// Reads and parses the sidecar of a backup.
+/// Reads and parses the sidecar of a backup; who signed it is not asked, and an encrypted
+/// backup's is not opened (see [`load_trusted`]).
 pub async fn load_sidecar(store: &dyn ObjectStore, id: &BackupId) -> Result<Sidecar> {
+    load_stored(store, id).await?.0.open(&Default::default())
+}
+
+/// The sidecar of backup `id` and who signed it, as `trust` judges: a backup no trusted key
+/// vouches for fails here (kind `Unauthenticated`), before its archive is read; an encrypted one
+/// is opened with `trust`'s identities (none of them fitting is a configuration error), and a
+/// plain one is refused under `--require-encrypted`.
+pub async fn load_trusted(store: &dyn ObjectStore, id: &BackupId, trust: &Trust) -> Result<(Sidecar, Provenance)> {
+    let (stored, bytes) = load_stored(store, id).await?;
+    let provenance = judge(store, id, &stored, &bytes, trust).await?;
+    let sidecar =
+        stored.open(&trust.identities).map_err(|e| FailureKind::ConfigurationError.marked(format!("{e:#}")))?;
+    if trust.require_encrypted && sidecar.encryption.is_none() {
+        let message = format!(
+            "backup {id} is not encrypted, and encryption is required (--require-encrypted); nothing was read or \
+             written. Restore an encrypted backup"
+        );
+        return Err(FailureKind::IntegrityError.marked(message).into());
+    }
+    Ok((sidecar, provenance))
+}
+
+/// Who signed the sidecar `bytes` of backup `id`, as `trust` judges.
+async fn judge(
+    store: &dyn ObjectStore,
+    id: &BackupId,
+    stored: &StoredSidecar,
+    bytes: &[u8],
+    trust: &Trust,
+) -> Result<Provenance> {
+    match read_signature(store, id).await {
+        Ok(signature) => trust.judge(id, bytes, &stored.archive().sha256, signature.as_deref()),
+        Err(e) if trust.is_required() => {
+            trust.refuse(id, format!("the signature {} could not be read: {e:#}", id.signature_key()))
+        }
+        Err(_) => Ok(Provenance::Unsigned),
+    }
+}
+
+/// The sidecar as stored (open, or sealed when the archive is encrypted) and its exact bytes
+/// (what a signature is over).
+pub async fn load_stored(store: &dyn ObjectStore, id: &BackupId) -> Result<(StoredSidecar, Vec<u8>)> {
     let bytes = match get_bytes(store, &id.sidecar_key()).await {
         Ok(b) => b,
         Err(e) => {
@@ -40,14 +84,13 @@ pub async fn load_sidecar(store: &dyn ObjectStore, id: &BackupId) -> Result<Side
             return Err(FailureKind::BackupNotFound.marked(missing).into());
         }
     };
-    let sidecar: Sidecar = serde_json::from_slice(&bytes)
+    let sidecar = StoredSidecar::parse(&bytes)
         .with_context(|| format!("the sidecar {} is not a valid ngbak manifest", id.sidecar_key()))?;
-    if &sidecar.manifest.backup_id != id || sidecar.archive.key != id.archive_key() {
-        let message =
-            format!("the sidecar {} describes backup {}, not {id}", id.sidecar_key(), sidecar.manifest.backup_id);
+    if sidecar.backup_id() != id || sidecar.archive().key != id.archive_key() {
+        let message = format!("the sidecar {} describes backup {}, not {id}", id.sidecar_key(), sidecar.backup_id());
         return Err(FailureKind::IntegrityError.marked(message).into());
     }
-    Ok(sidecar)
+    Ok((sidecar, bytes))
 }
 
 #[derive(Debug, Serialize)]
@@ -57,20 +100,71 @@ pub struct VerifyReport {
     pub entries: usize,
     pub archive_bytes: u64,
     pub archive_sha256: String,
+    /// Who signed the backup.
+    pub signature: Provenance,
+    /// What was proved: `entries` (every entry and the whole archive) or, for an encrypted
+    /// archive read without an identity, `ciphertext` (its size and SHA-256 only).
+    pub checked: &'static str,
     /// The version (ETag) that was read.
     #[serde(skip)]
     pub etag: Option<String>,
 }
 
 /// Reads the whole archive and checks it against its sidecar, entry by entry and as a whole.
-pub async fn verify(store: &dyn ObjectStore, id: &BackupId) -> Result<(Sidecar, VerifyReport)> {
-    let sidecar = load_sidecar(store, id).await?;
+/// A backup no trusted key vouches for is refused before its archive is read. An encrypted one
+/// read without an identity is proved as ciphertext only (size and SHA-256), and no sidecar is
+/// returned.
+pub async fn verify(store: &dyn ObjectStore, id: &BackupId, trust: &Trust) -> Result<(Option<Sidecar>, VerifyReport)> {
+    let (stored, bytes) = load_stored(store, id).await?;
+    if stored.is_encrypted() && trust.identities.is_empty() {
+        let expected = stored.archive();
+        let signature = judge(store, id, &stored, &bytes, trust).await?;
+        let object = store.get(&id.archive_key(), None).await?;
+        let etag = object.meta.etag.clone();
+        let mut body = crate::archive::hashing::HashingReader::new(object.body);
+        tokio::io::copy(&mut body, &mut tokio::io::sink())
+            .await
+            .with_context(|| format!("reading {}", id.archive_key()))?;
+        let (sha256, size) = body.into_tally().finish();
+        if sha256 != expected.sha256 || size != expected.size {
+            return Err(crate::archive::reader::ArchiveError::DigestMismatch {
+                key: id.archive_key(),
+                expected: expected.sha256.clone(),
+                actual: sha256,
+                expected_size: expected.size,
+                actual_size: size,
+                detail: String::new(),
+            }
+            .into());
+        }
+        let report = VerifyReport {
+            backup_id: id.clone(),
+            ok: true,
+            entries: 0,
+            archive_bytes: size,
+            archive_sha256: sha256,
+            signature,
+            checked: "ciphertext",
+            etag,
+        };
+        return Ok((None, report));
+    }
+    let (sidecar, signature) = load_trusted(store, id, trust).await?;
     let object = store.get(&id.archive_key(), None).await?;
     let etag = object.meta.etag.clone();
     let ReadReport { entries, archive_bytes, archive_sha256 } =
         read_archive(object.body, &sidecar, &mut CheckOnly).await?;
-    let report = VerifyReport { backup_id: id.clone(), ok: true, entries, archive_bytes, archive_sha256, etag };
-    Ok((sidecar, report))
+    let report = VerifyReport {
+        backup_id: id.clone(),
+        ok: true,
+        entries,
+        archive_bytes,
+        archive_sha256,
+        signature,
+        checked: "entries",
+        etag,
+    };
+    Ok((Some(sidecar), report))
 }
 
 /// The archive as verified: where it is, and the version (ETag) every later read is pinned to.
