@@ -1,10 +1,10 @@
-//! SHA-256 taken on the fly as bytes pass through a reader or a writer.
+//! SHA-256 taken on the fly: over chunks as they pass (`Tally`), or through a reader.
 
 use sha2::{Digest, Sha256};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// Running SHA-256 and byte count.
 #[derive(Clone, Default)]
@@ -32,39 +32,6 @@ impl Tally {
 /// Hex SHA-256 of a byte slice.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
-}
-
-/// A writer that hashes what it passes on.
-pub struct HashingWriter<W> {
-    inner: W,
-    tally: Tally,
-}
-
-impl<W> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        HashingWriter { inner, tally: Tally::default() }
-    }
-
-    pub fn into_parts(self) -> (W, Tally) {
-        (self.inner, self.tally)
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for HashingWriter<W> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let n = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        this.tally.update(&buf[..n]);
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 /// A reader that hashes what it hands out.
@@ -100,16 +67,15 @@ impl<R: AsyncRead + Unpin> AsyncRead for HashingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
     const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
     #[tokio::test]
-    async fn writer_and_reader_hash_what_passes() {
-        let mut w = HashingWriter::new(Vec::new());
-        w.write_all(b"abc").await.unwrap();
-        let (out, tally) = w.into_parts();
-        assert_eq!(out, b"abc");
+    async fn the_reader_and_the_tally_hash_what_passes() {
+        let mut tally = Tally::default();
+        tally.update(b"ab");
+        tally.update(b"c");
         assert_eq!(tally.finish(), (ABC_SHA256.to_string(), 3));
 
         let mut r = HashingReader::new(&b"abc"[..]);

@@ -1,11 +1,12 @@
-//! Streams entries into tar → gzip or zstd (multi-threaded) → SHA-256 → any async writer, in one pass.
+//! Streams entries into tar → gzip or zstd (multi-threaded) → any async writer, in one pass. The
+//! whole stream's SHA-256 is taken where it is stored (after encryption, when there is one).
 //!
 //! Entries arrive with their size known (a finished part in memory, or a reader of known length
 //! such as a file or an HTTP body), so nothing is buffered here beyond what tar and gzip need.
 
 use super::compress::{Compression, Encoder};
 use super::format::{check_entry_path, EntryRecord};
-use super::hashing::{HashingReader, HashingWriter};
+use super::hashing::HashingReader;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use serde::Serialize;
@@ -39,7 +40,7 @@ impl PendingEntry {
 
 /// Writes a `.ngbak` stream and records every payload entry for the manifest.
 pub struct ArchiveWriter<W: AsyncWrite + Unpin + Send> {
-    tar: Builder<Encoder<HashingWriter<W>>>,
+    tar: Builder<Encoder<W>>,
     mtime: u64,
     entries: Vec<EntryRecord>,
 }
@@ -47,7 +48,7 @@ pub struct ArchiveWriter<W: AsyncWrite + Unpin + Send> {
 impl<W: AsyncWrite + Unpin + Send> ArchiveWriter<W> {
     /// `compression` picks codec, level and threads; `mtime` is stamped on every entry.
     pub fn new(out: W, compression: &Compression, mtime: u64) -> Result<Self> {
-        let encoder = Encoder::new(HashingWriter::new(out), compression)?;
+        let encoder = Encoder::new(out, compression)?;
         Ok(ArchiveWriter { tar: Builder::new_non_terminated(encoder), mtime, entries: Vec::new() })
     }
 
@@ -100,15 +101,12 @@ impl<W: AsyncWrite + Unpin + Send> ArchiveWriter<W> {
         &self.entries
     }
 
-    /// Writes the closing entry, ends tar and the compression, and returns the writer with the size and
-    /// SHA-256 of everything written to it.
-    pub async fn finish<T: Serialize>(mut self, manifest_path: &str, manifest: &T) -> Result<(W, String, u64)> {
+    /// Writes the closing entry, ends tar and the compression, and returns the writer.
+    pub async fn finish<T: Serialize>(mut self, manifest_path: &str, manifest: &T) -> Result<W> {
         self.append_json(manifest_path, manifest).await?;
         let mut encoder = self.tar.into_inner().await.context("ending the tar stream")?;
         encoder.shutdown().await.context("ending the compressed stream")?;
-        let (out, tally) = encoder.into_inner().into_parts();
-        let (sha256, size) = tally.finish();
-        Ok((out, sha256, size))
+        Ok(encoder.into_inner())
     }
 
     fn header(&self, size: u64) -> Header {

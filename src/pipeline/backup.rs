@@ -358,7 +358,7 @@ async fn produce_archive(
         reason: options.reason.clone(),
         consistency: Some(consistency),
     };
-    let (mut out, _, _) = archive.finish(MANIFEST_PATH, &manifest).await?;
+    let mut out = archive.finish(MANIFEST_PATH, &manifest).await?;
     tokio::io::AsyncWriteExt::shutdown(&mut out).await?;
     Ok(manifest)
 }

@@ -149,7 +149,7 @@ pub async fn decoder<R: AsyncBufRead + Send + Unpin + 'static>(
 ) -> anyhow::Result<Box<dyn AsyncRead + Send + Unpin>> {
     let magic = first_bytes(&mut compressed).await?;
     let stream = BufReader::with_capacity(64 << 10, std::io::Cursor::new(magic.clone()).chain(compressed));
-    if magic[..] == crate::encryption::AGE_MAGIC[..magic.len().min(4)] && magic.len() == 4 {
+    if magic[..] == crate::encryption::AGE_MAGIC[..4] {
         let plain = crate::encryption::decrypting(stream, identities).await?;
         let mut plain = BufReader::with_capacity(64 << 10, plain);
         let magic = first_bytes(&mut plain).await?;
