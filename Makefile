@@ -35,6 +35,15 @@ demo: ## back up and restore the sample nano-graphrag working directory (no clou
 	  diff -r $(SAMPLE) $(DEMO)/restored && ./target/debug/ngbak --store $(DEMO)/store --trusted-key $(DEMO)/ngbak.pub list && \
 	  ./target/debug/ngbak --store $(DEMO)/store --trusted-key $(DEMO)/ngbak.pub restore $$SAFETY --kv-dir $(DEMO)/restored --kv-mode replace --no-safety-backup && \
 	  diff -r $(DEMO)/before-restore $(DEMO)/restored && echo "demo: rolled back to the state before the restore with $$SAFETY"
+	@echo "demo: the HTTP API on the demo store (README, HTTP API): ngbak serve answers one request"
+	NGBAK_API_TOKEN=demo-token ./target/debug/ngbak --store $(DEMO)/store serve --listen 127.0.0.1:0 2> $(DEMO)/serve.log & SERVE=$$!; \
+	  for i in $$(seq 1 100); do grep -q 'listening on' $(DEMO)/serve.log && break; sleep 0.1; done; \
+	  URL=$$(sed -n 's/^ngbak serve: listening on \([^ ]*\) .*/\1/p' $(DEMO)/serve.log); \
+	  curl -sf -H 'Authorization: Bearer demo-token' "$${URL}api/v1/backups" \
+	  | python3 -c 'import json,sys; print("demo: GET /api/v1/backups:", [b["backup_id"] for b in json.load(sys.stdin)["backups"]])'; \
+	  status=$$?; kill $$SERVE; wait $$SERVE; \
+	  echo "demo: for the operator page, run: ./target/debug/ngbak --store $(DEMO)/store serve --kv-dir $(DEMO)/restored (and open the address it prints)"; \
+	  exit $$status
 
 test: ## the whole test suite against real Redis, LocalStack and ArcadeDB (installed and started here)
 	tests/servers/with-servers.sh $(CARGO) test --locked
@@ -64,14 +73,15 @@ bench-consistency: ## ngbak consistency at 1,000,000 entities (NGBAK_BENCH_ENTIT
 
 LAMBDA_PATH := PATH=$(CURDIR)/.tools/pytools/bin:$$PATH
 EVENT ?= events/object-tags-added.json
+API_EVENT ?= events/api-list-backups.json
 
-LAMBDA_BINS := --bin ngbak-backup --bin ngbak-restore
+LAMBDA_BINS := --bin ngbak-backup --bin ngbak-restore --bin ngbak-api
 # CI's packaging profile: the release profile without LTO and at opt-level 0, so the arm64 cross
 # build of the AWS SDK fits in CI's time; what it proves (target, layout, sizes) does not depend
 # on optimisation. Deployments use `make lambda-build` (the full release profile).
 LAMBDA_FAST := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 
-lambda-build: ## build both functions for Lambda (arm64, provided.al2023) into target/lambda/*/bootstrap.zip
+lambda-build: ## build the three functions (backup, restore, API) for Lambda (arm64, provided.al2023) into target/lambda/*/bootstrap.zip
 	tests/servers/install.sh --with-deploy-tools
 	rustup target add aarch64-unknown-linux-gnu
 	$(LAMBDA_PATH) cargo lambda build --release --arm64 --output-format zip $(LAMBDA_BINS)
@@ -85,7 +95,7 @@ lambda-package: ## CI: the arm64 packages with a fast profile, then `sam build`,
 	cd infra && $(LAMBDA_PATH) $(LAMBDA_FAST) SAM_CLI_TELEMETRY=0 sam build --build-dir ../.aws-sam/build
 	infra/check_package.sh .aws-sam/build
 
-lambda-watch: ## serve both functions locally on 127.0.0.1:9000 (set NGBAK_STORE, REDIS_URL … first)
+lambda-watch: ## serve the three functions locally on 127.0.0.1:9000 (set NGBAK_STORE, REDIS_URL … first)
 	tests/servers/install.sh --with-deploy-tools
 	$(LAMBDA_PATH) cargo lambda watch -A 127.0.0.1
 
@@ -95,13 +105,16 @@ lambda-invoke-backup: ## invoke the watched backup function with events/schedule
 lambda-invoke-restore: ## invoke the watched restore function with $(EVENT)
 	$(LAMBDA_PATH) cargo lambda invoke -A 127.0.0.1 ngbak-restore --data-file $(EVENT)
 
+lambda-invoke-api: ## invoke the watched API function with a Function URL event, $(API_EVENT) (default: list the backups)
+	$(LAMBDA_PATH) cargo lambda invoke -A 127.0.0.1 ngbak-api --data-file $(API_EVENT)
+
 lambda-loop: ## the whole event loop end to end against LocalStack in host mode (no Docker)
 	tests/servers/with-servers.sh --servers "redis s3" localstack/loop.sh
 
-build: ## debug build of the CLI and both Lambda functions
+build: ## debug build of the CLI and the Lambda functions
 	$(CARGO) build --locked
 
-release: ## optimised build of the CLI and both Lambda functions
+release: ## optimised build of the CLI and the Lambda functions
 	$(CARGO) build --locked --release
 
 servers-up: ## start the test servers by hand (addresses in .run/servers.env)

@@ -29,7 +29,7 @@ check_bootstrap() { # FILE LABEL
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 found=0
-for name in ngbak-backup ngbak-restore BackupFunction RestoreFunction; do
+for name in ngbak-backup ngbak-restore ngbak-api BackupFunction RestoreFunction ApiFunction; do
   if [ -f "$dir/$name/bootstrap.zip" ]; then
     zip=$dir/$name/bootstrap.zip
     zsize=$(stat -c %s "$zip")
@@ -43,4 +43,4 @@ for name in ngbak-backup ngbak-restore BackupFunction RestoreFunction; do
     found=$((found + 1))
   fi
 done
-[ $found = 2 ] || fail "expected the packages of both functions in $dir, found $found"
+[ $found = 3 ] || fail "expected the packages of the three functions in $dir, found $found"

@@ -190,7 +190,7 @@ def _():
 
 @check("VPC: each function role carries AWSLambdaVPCAccessExecutionRole exactly once")
 def _():
-    for role in ("BackupFunctionRole", "RestoreFunctionRole"):
+    for role in ("BackupFunctionRole", "RestoreFunctionRole", "ApiFunctionRole"):
         arns = json.dumps(props(role).get("ManagedPolicyArns", []))
         assert arns.count("AWSLambdaVPCAccessExecutionRole") == 1, f"{role}: {arns}"
 
@@ -322,6 +322,105 @@ def _():
         for key in (f"{BACKUP_ID}.ngbak", f"{BACKUP_ID}.manifest.json"):
             assert not may("RestoreFunctionRole", action, key), f"the restore function may {action} {key}"
 
+
+# ---------------------------------------------------------------- the operator API
+API_URL_ARNS = [getatt("ApiFunction"), {"Fn::Sub": "${ApiFunction.Arn}:operator"}]
+
+
+def policy_statements(name):
+    return props(name)["PolicyDocument"]["Statement"]
+
+
+def resources(st):
+    return st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+
+
+@check("api: ApiEnabled=false leaves out every API resource and output, and nothing else refers to them")
+def _():
+    assert PARAMS["ApiEnabled"]["Default"] == "true" and SOURCE["Conditions"]["ApiOn"] == {"Fn::Equals": [{"Ref": "ApiEnabled"}, "true"]}
+    api = {k for k in RES if k.startswith("Api")}
+    assert {"ApiFunction", "ApiFunctionRole", "ApiFunctionUrl", "ApiOperatorFunctionUrl", "ApiLogGroup",
+            "ApiReadOnlyPolicy", "ApiOperatorPolicy"} <= api, sorted(api)
+    unconditional = [k for k in api if RES[k].get("Condition") != "ApiOn"]
+    assert not unconditional, f"not left out with ApiEnabled=false: {unconditional}"
+    for name, res in RES.items():
+        if name not in api:
+            text = json.dumps(res)
+            assert not any(f'"{a}"' in text or f'"{a}.' in text or "${" + a + "." in text for a in api), f"{name} refers to the API"
+    for name, out in CFN["Outputs"].items():
+        if any(a in json.dumps(out["Value"]) for a in api):
+            assert out.get("Condition") == "ApiOn", f"output {name} outlives ApiEnabled=false"
+    assert {"ApiUrl", "ApiFunctionName", "ApiReadOnlyPolicyArn", "ApiOperatorPolicyArn"} <= set(CFN["Outputs"])
+
+
+@check("api: both Function URLs are AWS_IAM, the operator one on the `operator` alias, and none is public")
+def _():
+    urls = of_type("AWS::Lambda::Url")
+    assert set(urls) == {"ApiFunctionUrl", "ApiOperatorFunctionUrl"}, sorted(urls)
+    for name, url in urls.items():
+        assert url["Properties"]["AuthType"] == "AWS_IAM", f"{name}: {url['Properties']['AuthType']}"
+        assert url["Properties"].get("InvokeMode") == "BUFFERED", name
+    assert "Qualifier" not in props("ApiFunctionUrl")
+    alias = props("ApiOperatorAlias")
+    assert alias["Name"] == "operator" and alias["FunctionName"] == {"Ref": "ApiFunction"}, alias
+    assert props("ApiOperatorFunctionUrl")["Qualifier"] == "operator"
+    for name, perm in of_type("AWS::Lambda::Permission").items():
+        target = json.dumps(perm["Properties"]["FunctionName"])
+        assert "ApiFunction" not in target, f"{name} grants {perm['Properties']['Principal']} the API"
+
+
+@check("api: the read-only policy reaches the read-only URL only; both invoke only through a URL")
+def _():
+    for name, allowed in (("ApiReadOnlyPolicy", API_URL_ARNS[:1]), ("ApiOperatorPolicy", API_URL_ARNS)):
+        sts = policy_statements(name)
+        granted = set()
+        for st in sts:
+            assert st["Effect"] == "Allow" and actions(st) <= {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}, st
+            assert resources(st) == allowed, f"{name}: {st['Resource']}"
+            if "lambda:InvokeFunctionUrl" in actions(st):
+                assert st["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}, st
+            if "lambda:InvokeFunction" in actions(st):  # Function URLs since October 2025 need it too
+                assert st["Condition"] == {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}, f"{name} allows direct invokes"
+            granted |= actions(st)
+        assert granted == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}, f"{name}: {granted}"
+        text = props(name)["Description"]
+        assert "ApiReadOnlyPolicy" in text and "ApiOperatorPolicy" in text, f"{name} does not say which to attach: {text}"
+
+
+@check("api: the API role starts jobs only through the two functions, and never tags, signs or connects")
+def _():
+    sts = statements("ApiFunctionRole")
+    invokes = [st for st in sts if any(a.startswith("lambda:") for a in actions(st))]
+    assert len(invokes) == 1 and actions(invokes[0]) == {"lambda:InvokeFunction"}, invokes
+    assert resources(invokes[0]) == [getatt("BackupFunction"), getatt("RestoreFunction")], invokes[0]["Resource"]
+    everything = set().union(*(actions(st) for st in sts))
+    for denied in ("s3:PutObjectTagging", "kms:Sign", "ecs:RunTask", "iam:PassRole", "s3:*", "lambda:*"):
+        assert denied not in everything, f"the API role has {denied}"
+    secrets = [st for st in sts if "secretsmanager:GetSecretValue" in actions(st)]
+    assert all(st["Resource"] == {"Ref": "IdentitySecretArn"} for st in secrets), f"secrets beyond the identity: {secrets}"
+    env = SOURCE["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["NGBAK_BACKUP_FUNCTION"] == getatt("BackupFunction") and env["NGBAK_RESTORE_FUNCTION"] == getatt("RestoreFunction")
+    assert env["NGBAK_API_MAX_UPLOAD_BYTES"] == {"Ref": "ApiMaxUploadBytes"} and env["NGBAK_IDENTITY_SECRET_ARN"]
+    assert int(PARAMS["ApiMaxUploadBytes"]["Default"]) == 107374182400
+    assert not {"NGBAK_KMS_SIGNING_KEY", "NGBAK_SIGNING_KEY_SECRET_ARN"} & set(env), "the API would sign"
+    log = SOURCE["Resources"]["ApiLogGroup"]["Properties"]
+    assert log["RetentionInDays"] == {"Ref": "LogRetentionDays"} and props("ApiFunction")["LoggingConfig"]["LogGroup"] == {"Ref": "ApiLogGroup"}
+
+
+@check("api: the role may read, write job records and uploads, and delete backups under the prefix only")
+def _():
+    needs = [("s3:GetObject", f"{BACKUP_ID}.ngbak"), ("s3:GetObject", "ngbak-restore.lock"),
+             ("s3:GetObjectTagging", f"{BACKUP_ID}.ngbak"), ("s3:PutObject", "job_2026-11-23T03-00-00Z.job.json"),
+             ("s3:DeleteObject", f"{BACKUP_ID}.ngbak"), ("s3:DeleteObject", f"{BACKUP_ID}.manifest.json"),
+             ("s3:GetObjectRetention", f"{BACKUP_ID}.ngbak"), ("s3:GetObjectLegalHold", f"{BACKUP_ID}.ngbak"),
+             ("s3:ListMultipartUploadParts", f"{BACKUP_ID}.ngbak")] + writes_of_a_backup(BACKUP_ID)
+    missing = [f"{action} {key}" for action, key in needs if not may("ApiFunctionRole", action, key)]
+    assert not missing, "denied: " + "; ".join(missing)
+    for st in statements("ApiFunctionRole"):
+        if any(a.startswith("s3:") for a in actions(st)):
+            for res in resources(st):
+                template = res["Fn::Sub"][0]
+                assert template.endswith("${Bucket}") or "/${ArchivePrefix}" in template, f"S3 beyond the prefix: {template}"
 
 if FAILURES:
     sys.exit(f"template_checks: {len(FAILURES)} check(s) failed: {', '.join(FAILURES)}")

@@ -179,6 +179,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the operator API (/api/v1) and page (/) over HTTP: start backups, verifies and
+    /// restores as jobs and follow them, list, download, upload and delete backups. A bearer token
+    /// guards it (NGBAK_API_TOKEN, or one generated and printed with the page's address).
+    Serve {
+        #[command(flatten)]
+        serve: crate::api::serve::ServeArgs,
+    },
     /// Print a time-limited download URL for a backup's archive.
     Presign {
         id: BackupId,
@@ -205,6 +212,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             | Command::Presign { .. }
     );
     cli.net.apply()?;
+    if let Command::Serve { serve } = cli.command {
+        // A server, not a job: each job it runs has a stop state of its own.
+        let config = crate::lambda::FunctionConfig::for_serve(
+            cli.store,
+            serve.backends.clone(),
+            serve.tuning.clone(),
+            serve.restore.clone(),
+            cli.net,
+            cli.auth,
+        )?;
+        return crate::api::serve::serve(serve, config).await;
+    }
     let max_duration = cli.max_duration.map(Duration::from_secs);
     let _job = crate::stop::begin_job(max_duration, "the job (--max-duration)");
     if reads_only {
@@ -295,7 +314,8 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
             let lock = if args.dry_run {
                 None
             } else {
-                let holder = format!("ngbak restore {id} on {} (pid {})", host_name(), std::process::id());
+                let holder =
+                    format!("ngbak restore {id} on {} (pid {})", crate::telemetry::host_name(), std::process::id());
                 match crate::store::lock::acquire_or_take_over(
                     store.clone(),
                     crate::store::lock::RESTORE_LOCK,
@@ -474,6 +494,7 @@ async fn execute(cli: Cli, max_duration: Option<Duration>) -> Result<()> {
             emit(json, &report, || standalone_line("was verified and imported", &report))
         }
         Command::Keygen { .. } => unreachable!("keygen returns before the store is opened"),
+        Command::Serve { .. } => unreachable!("serve returns before the job starts"),
         Command::Rekey { id, all: _, dry_run, json } => {
             let keys = auth.keys().await?;
             if keys.encryption.recipients.passphrase.is_some() {
@@ -697,8 +718,4 @@ fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> 
     // Before any error line on stderr, so the two read in order when both go to one place.
     std::io::Write::flush(&mut std::io::stdout())?;
     Ok(())
-}
-
-fn host_name() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "this host".into())
 }

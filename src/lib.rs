@@ -3,9 +3,10 @@
 //! Data flows `backends` (one folder per backend: export, restore, read-back) → `archive` (tar,
 //! compression, hashing, manifest) → `store` (S3 or a directory); `pipeline` wires them into
 //! jobs; `handoff` decides where a job runs; `cli`, `lambda` and `runner` (the container task)
-//! are the hosts on top.
+//! are the hosts on top, and `api` the HTTP face over them (`ngbak serve`, the API function).
 
 pub mod alloc;
+pub mod api;
 pub mod archive;
 pub mod authenticity;
 pub mod backends;

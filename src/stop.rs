@@ -229,3 +229,9 @@ pub async fn stopped_after_invocation() {
     }
     tokio::time::sleep(ANSWER_GRACE).await;
 }
+
+/// Resolves once a signal (SIGINT, SIGTERM) asked the whole process to stop (`ngbak serve`
+/// then stops taking requests).
+pub async fn signalled() {
+    PROCESS.token.cancelled().await;
+}

@@ -78,3 +78,8 @@ pub fn emit_metrics(namespace: &str, dimensions: &[(&str, &str)], metrics: &[(&s
 pub fn metrics_namespace() -> String {
     std::env::var("NGBAK_METRICS_NAMESPACE").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "ngbak".into())
 }
+
+/// This machine's name, for lock holders and job records.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "this host".into())
+}

@@ -230,6 +230,7 @@ async fn walk_entries<R: tokio::io::AsyncBufRead + Send + Unpin + 'static>(
         if size != record.size {
             return Err(fault(anyhow!("entry {path:?} has {size} bytes, the manifest says {}", record.size)));
         }
+        crate::progress::entry_done(size);
         if visitor.checks_before_visit() && size <= MAX_CHECKED_ENTRY {
             let mut buf = Vec::with_capacity(size as usize);
             let mut hashing = HashingReader::new(&mut entry);

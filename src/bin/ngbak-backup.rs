@@ -20,7 +20,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             ngbak::lambda::with_rotation(&config, |c| {
                 let event = event.clone();
-                async move { ngbak::lambda::backup::handle_within(&c, event, time_left).await }
+                async move {
+                    // A job the API function handed over: run and recorded as `ngbak serve` runs it.
+                    if let Some(job) = ngbak::api::run::job_event(&event) {
+                        return ngbak::api::run::run_recorded(&c, &job?, time_left).await;
+                    }
+                    ngbak::lambda::backup::handle_within(&c, event, time_left).await
+                }
             })
             .await
         }

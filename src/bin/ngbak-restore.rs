@@ -21,7 +21,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             ngbak::lambda::with_rotation(&config, |c| {
                 let event = event.clone();
                 let time_left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::from_secs(900));
-                async move { ngbak::lambda::restore::handle(&c, event, time_left).await }
+                async move {
+                    // A job the API function handed over: run and recorded as `ngbak serve` runs it.
+                    if let Some(job) = ngbak::api::run::job_event(&event) {
+                        return ngbak::api::run::run_recorded(&c, &job?, time_left).await;
+                    }
+                    ngbak::lambda::restore::handle(&c, event, time_left).await
+                }
             })
             .await
         }

@@ -44,6 +44,20 @@ pub struct FunctionConfig {
 }
 
 impl FunctionConfig {
+    /// `ngbak serve`'s settings: the command line's, with the functions' own (tags, pruning)
+    /// from the environment or their defaults.
+    pub fn for_serve(
+        store: StoreArgs,
+        backends: BackendArgs,
+        tuning: TuningArgs,
+        restore: RestoreArgs,
+        net: crate::net::NetArgs,
+        auth: crate::authenticity::AuthArgs,
+    ) -> anyhow::Result<Self> {
+        let defaults = FunctionConfig::try_parse_from(["ngbak-lambda"])?;
+        Ok(FunctionConfig { store, backends, tuning, restore, net, auth, ..defaults })
+    }
+
     /// Reads the configuration from the environment only, then resolves Secrets Manager ARNs.
     pub async fn from_env() -> anyhow::Result<Self> {
         let mut config = FunctionConfig::try_parse_from(["ngbak-lambda"])?;

@@ -46,7 +46,16 @@ async fn handle_in(
             let Some(id) = archive_of_store(store.as_ref(), &bucket, &key) else {
                 return Ok(ignored(None, &format!("s3://{bucket}/{key} is not an archive in {}", store.url())));
             };
-            let value = store.get_tags(&id.archive_key()).await?.remove(&config.restore_tag_key);
+            let tags = match store.get_tags(&id.archive_key()).await {
+                Ok(tags) => tags,
+                // Tags change on every restore's status too: the event may arrive after the
+                // archive was deleted.
+                Err(_) if store.head(&id.archive_key()).await?.is_none() => {
+                    return Ok(ignored(Some(&id), "the archive is no longer in the store"));
+                }
+                Err(e) => return Err(e),
+            };
+            let value = tags.get(&config.restore_tag_key).cloned();
             if value.as_deref() != Some(config.restore_tag_value.as_str()) {
                 let reason = format!("tag {} is {value:?}, not {:?}", config.restore_tag_key, config.restore_tag_value);
                 return Ok(ignored(Some(&id), &reason));
@@ -65,7 +74,8 @@ async fn handle_in(
             return Ok(ignored(Some(&id), &why));
         }
     };
-    let outcome = restore_locked(config, store.clone(), &id, from_tag, time_left).await;
+    let trigger = if from_tag { "tag" } else { "invoke" };
+    let outcome = restore_locked(config, store.clone(), &id, from_tag, time_left, trigger).await;
     lock.release().await.ok();
     outcome
 }
@@ -81,12 +91,13 @@ fn ignored(id: Option<&BackupId>, reason: &str) -> Value {
     json!({ "status": "ignored", "backup_id": id, "reason": reason })
 }
 
-async fn restore_locked(
+pub(crate) async fn restore_locked(
     config: &FunctionConfig,
     store: Arc<dyn ObjectStore>,
     id: &BackupId,
     from_tag: bool,
     time_left: Duration,
+    trigger: &str,
 ) -> Result<Value> {
     let tag_key = &config.restore_tag_key;
     // Tags are written back whole, so a set that could not be read is never written: that
@@ -138,7 +149,7 @@ async fn restore_locked(
         Err(e) => Err(e),
     };
     let status = if result.is_ok() { COMPLETED } else { FAILED };
-    let mut report = outcome_document(id, &result, started_at, if from_tag { "tag" } else { "invoke" });
+    let mut report = outcome_document(id, &result, started_at, trigger);
     store
         .put(&id.report_key(), Bytes::from(serde_json::to_vec_pretty(&report)?))
         .await

@@ -328,6 +328,7 @@ async fn produce_archive(
             let record = archive.append(entry).await?;
             tracing::debug!(path = %record.path, size = record.size, "entry written");
             progress.set_message(&record.path);
+            crate::progress::entry_done(0); // the bytes are the stored ones, counted above
         }
         anyhow::Ok(())
     };

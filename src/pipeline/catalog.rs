@@ -18,6 +18,9 @@ const SIDECAR_READS: usize = 16;
 pub struct BackupListing {
     pub backup_id: BackupId,
     pub created_at: Option<DateTime<Utc>>,
+    /// How long the backup took (from its creation to its completion).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
     pub size: Option<u64>,
     pub sha256: Option<String>,
     pub backends: Vec<String>,
@@ -81,6 +84,7 @@ pub async fn list_backups_in(
                 signature: Some(trust.examine(&id, &b, &s.archive.sha256, signature.as_deref())),
                 backup_id: id.clone(),
                 created_at: Some(s.created_at),
+                seconds: Some(took(s.created_at, s.completed_at)),
                 size: Some(s.archive.size),
                 sha256: Some(s.archive.sha256.clone()),
                 backends: Vec::new(),
@@ -96,6 +100,7 @@ pub async fn list_backups_in(
                 stats: totals(&s),
                 backup_id: id.clone(),
                 created_at: Some(s.manifest.created_at),
+                seconds: Some(took(s.manifest.created_at, s.manifest.completed_at)),
                 size: Some(s.archive.size),
                 sha256: Some(s.archive.sha256),
                 backends: s.manifest.backends.keys().cloned().collect(),
@@ -122,6 +127,7 @@ fn bare(id: &BackupId, status: &str) -> BackupListing {
     BackupListing {
         backup_id: id.clone(),
         created_at: None,
+        seconds: None,
         size: None,
         sha256: None,
         backends: Vec::new(),
@@ -132,6 +138,11 @@ fn bare(id: &BackupId, status: &str) -> BackupListing {
         signature: None,
         encrypted_to: None,
     }
+}
+
+/// Seconds from `start` to `end`.
+fn took(start: DateTime<Utc>, end: DateTime<Utc>) -> f64 {
+    (end - start).num_milliseconds() as f64 / 1000.0
 }
 
 /// Statistics summed over backends.

@@ -30,6 +30,8 @@ pub enum ArchiveSource {
     InStore(BackupId),
     /// An `s3://` URL: it must name an archive inside the store (see [`ArchiveSource::resolve`]).
     StoreUrl(String),
+    /// An object of the store that is not a backup's (an upload the API function staged).
+    Staged(String),
 }
 
 impl ArchiveSource {
@@ -57,7 +59,7 @@ impl ArchiveSource {
 
     /// Whether reading it needs the store.
     pub fn needs_store(&self) -> bool {
-        matches!(self, ArchiveSource::InStore(_) | ArchiveSource::StoreUrl(_))
+        matches!(self, ArchiveSource::InStore(_) | ArchiveSource::StoreUrl(_) | ArchiveSource::Staged(_))
     }
 
     /// Maps an `s3://` URL to the archive of the store it names; one outside the store is refused
@@ -86,6 +88,7 @@ impl ArchiveSource {
             },
             ArchiveSource::InStore(id) => id.archive_key(),
             ArchiveSource::StoreUrl(url) => url.clone(),
+            ArchiveSource::Staged(key) => key.clone(),
         }
     }
 
@@ -116,6 +119,10 @@ impl ArchiveSource {
                 Ok(store.get(&id.archive_key(), None).await?.body)
             }
             ArchiveSource::StoreUrl(url) => bail!("{url} was not resolved against the store"),
+            ArchiveSource::Staged(key) => {
+                let store = store.context("a staged upload is read through the store")?;
+                Ok(store.get(key, None).await?.body)
+            }
         }
     }
 }
@@ -373,4 +380,123 @@ async fn upload_same(store: &dyn ObjectStore, source: &ArchiveSource, sidecar: &
         return Err(e);
     }
     crate::store::complete_exactly(store, upload, key, sidecar.archive.size).await
+}
+
+/// An archive arriving in chunks (an HTTP request's body).
+pub type ChunkStream = futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+
+/// An archive sent as a stream (an HTTP upload) was larger than allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("the upload is larger than the {0} bytes this server accepts (NGBAK_API_MAX_UPLOAD_BYTES); nothing was stored")]
+pub struct TooLarge(pub u64);
+
+/// Imports an archive that arrives as a stream of chunks (`POST /api/v1/uploads`), read once:
+/// each chunk goes both into a pending upload under the archive's key and into the verifier, and
+/// the upload is completed only when the whole stream proved to be backup `id`'s archive, no
+/// larger than `limit`; otherwise (or when the stream breaks off) it is aborted, so nothing stays.
+pub async fn import_stream(
+    store: &std::sync::Arc<dyn ObjectStore>,
+    body: ChunkStream,
+    id: &BackupId,
+    limit: u64,
+    keys: &Keys,
+) -> Result<StandaloneReport> {
+    if store.head(&id.sidecar_key()).await?.is_some() || store.head(&id.archive_key()).await?.is_some() {
+        return Err(crate::failure::FailureKind::BackupExists
+            .marked(format!("backup {id} is already in {}; delete it first or upload under its own id", store.url()))
+            .into());
+    }
+    let holder = format!("upload of {id} (pid {})", std::process::id());
+    let lock = super::writing_lock(store, id, &holder).await?;
+    let result = import_stream_locked(store.as_ref(), body, id, limit, keys).await;
+    lock.release().await.ok();
+    result
+}
+
+async fn import_stream_locked(
+    store: &dyn ObjectStore,
+    mut body: ChunkStream,
+    id: &BackupId,
+    limit: u64,
+    keys: &Keys,
+) -> Result<StandaloneReport> {
+    use futures::StreamExt;
+    let shown = format!("the upload of {id}");
+    let key = id.archive_key();
+    let mut upload = store.start_upload(&key).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    let verifier = {
+        let reader = tokio_util::io::StreamReader::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let identities = keys.trust.identities.clone();
+        let shown = shown.clone();
+        tokio::spawn(async move { read_standalone(Box::new(reader), &shown, None, &identities).await })
+    };
+    let copied: Result<u64> = crate::stop::or_stop(async {
+        let mut total = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| anyhow::anyhow!("{shown} broke off after {total} bytes: {e}"))?;
+            total += chunk.len() as u64;
+            if total > limit {
+                return Err(TooLarge(limit).into());
+            }
+            upload.write(chunk.clone()).await?;
+            if tx.send(Ok(chunk)).await.is_err() {
+                break; // the verifier stopped: its error says why
+            }
+        }
+        Ok(total)
+    })
+    .await;
+    drop(tx);
+    let verified = match copied {
+        Ok(_) => verifier.await.context("the verifier task failed")?,
+        Err(e) => {
+            verifier.abort();
+            Err(e)
+        }
+    };
+    let sidecar = match verified.and_then(|s| check_uploaded(s, id, keys)) {
+        Ok(sidecar) => sidecar,
+        Err(e) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::error!("could not abort the upload of {key}: {abort:#}");
+            }
+            let refused = format!("{shown} was refused; nothing was stored");
+            return Err(e.context(crate::failure::FailureKind::IntegrityError.marked(refused)));
+        }
+    };
+    crate::store::complete_exactly(store, upload, &key, sidecar.archive.size).await?;
+    let (provenance, written) = vouched(&sidecar, None, keys)?;
+    let SidecarToWrite::Made(signing_key) = &written else { unreachable!("no sidecar was given") };
+    if !put_sidecar(store, &sidecar, signing_key.as_deref(), true).await? {
+        bail!("another run wrote the sidecar of {id} meanwhile; `ngbak verify {id}` checks it");
+    }
+    let mut report = StandaloneReport::new(&sidecar, &ArchiveSource::InStore(id.clone()), false);
+    report.source = shown;
+    report.imported_to = Some(format!("{key} in {}", store.url()));
+    report.signed_by = signing_key.as_ref().map(|k| k.id());
+    report.signature = Some(provenance);
+    Ok(report)
+}
+
+/// The archive proved from an upload must be the one it was sent as, and trusted as the
+/// configuration asks.
+fn check_uploaded(sidecar: Sidecar, id: &BackupId, keys: &Keys) -> Result<Sidecar> {
+    if &sidecar.manifest.backup_id != id {
+        return Err(crate::failure::FailureKind::IntegrityError
+            .marked(format!(
+                "the archive holds backup {}, not {id}: an archive's id is written inside it and cannot change; \
+                 upload it as {}",
+                sidecar.manifest.backup_id, sidecar.manifest.backup_id
+            ))
+            .into());
+    }
+    if keys.encryption.require_encrypted && sidecar.encryption.is_none() {
+        return Err(crate::failure::FailureKind::IntegrityError
+            .marked("the archive is not encrypted, and encryption is required (--require-encrypted)")
+            .into());
+    }
+    // Under trusted keys a bare archive carries no signature: refused unless --allow-unsigned.
+    vouched(&sidecar, None, keys)?;
+    Ok(sidecar)
 }

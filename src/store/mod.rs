@@ -72,6 +72,25 @@ pub trait ObjectStore: Send + Sync {
     async fn abort_pending(&self, upload: &PendingUpload) -> Result<()>;
     /// Whether an S3 Object Lock retention or legal hold protects the object now.
     async fn is_locked(&self, key: &str) -> Result<bool>;
+    /// A multipart upload to `key` whose `parts` a client sends itself, each to its own presigned
+    /// PUT address (the API function's uploads: S3 only).
+    async fn presign_upload(&self, key: &str, parts: u32, expires: Duration) -> Result<PresignedUpload> {
+        let _ = (parts, expires);
+        bail!("{key}: uploads to presigned addresses need an S3 store, not {}", self.url())
+    }
+    /// Completes a [`ObjectStore::presign_upload`] with the ETag S3 gave back for each part;
+    /// only while nothing is at `key`.
+    async fn complete_presigned(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<()> {
+        let _ = (upload_id, etags);
+        bail!("{key}: uploads to presigned addresses need an S3 store, not {}", self.url())
+    }
+}
+
+/// A multipart upload a client sends: the upload's id and one PUT address per part, in order.
+#[derive(Clone, Debug)]
+pub struct PresignedUpload {
+    pub upload_id: String,
+    pub part_urls: Vec<String>,
 }
 
 /// An upload in progress or left behind: S3 bills its parts until it is aborted.

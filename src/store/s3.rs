@@ -300,6 +300,45 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn presign_upload(&self, key: &str, parts: u32, expires: Duration) -> Result<super::PresignedUpload> {
+        let config = PresigningConfig::expires_in(expires).context("presign expiry must be 1 s to 7 days")?;
+        let (full_key, upload_id) = self.create_multipart(key).await?;
+        let mut part_urls = Vec::with_capacity(parts as usize);
+        for part in 1..=parts as i32 {
+            let presigned = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(&full_key)
+                .upload_id(&upload_id)
+                .part_number(part)
+                .presigned(config.clone())
+                .await
+                .map_err(|e| self.fail("presign UploadPart", key, e))?;
+            part_urls.push(presigned.uri().to_string());
+        }
+        Ok(super::PresignedUpload { upload_id, part_urls })
+    }
+
+    async fn complete_presigned(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<()> {
+        let parts = etags
+            .iter()
+            .zip(1..)
+            .map(|(etag, number)| CompletedPart::builder().part_number(number).e_tag(etag).build())
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .if_none_match("*")
+            .send()
+            .await
+            .map_err(|e| self.fail("CompleteMultipartUpload", key, e))?;
+        Ok(())
+    }
+
     async fn presign_get(&self, key: &str, expires: Duration) -> Result<String> {
         if self.head(key).await?.is_none() {
             bail!("no object {key} in {}", self.url());
@@ -390,9 +429,8 @@ fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<ch
 
 /// A multipart upload whose parts go up in parallel, bounded by [`IN_FLIGHT_BYTES`].
 impl S3Store {
-    /// A multipart upload that completes only while nothing is at the key (`replacing` none), or
-    /// while the object there is still that version.
-    async fn upload(&self, key: &str, replacing: Option<String>) -> Result<Box<dyn Upload>> {
+    /// Starts a multipart upload to `key` (with the store's SSE-KMS key): its full key and id.
+    async fn create_multipart(&self, key: &str) -> Result<(String, String)> {
         let full_key = self.full_key(key);
         let mut req = self.client.create_multipart_upload().bucket(&self.bucket).key(&full_key);
         if let Some(k) = &self.kms_key_id {
@@ -400,6 +438,13 @@ impl S3Store {
         }
         let created = req.send().await.map_err(|e| self.fail("CreateMultipartUpload", key, e))?;
         let upload_id = created.upload_id().context("S3 returned no upload id")?.to_string();
+        Ok((full_key, upload_id))
+    }
+
+    /// A multipart upload that completes only while nothing is at the key (`replacing` none), or
+    /// while the object there is still that version.
+    async fn upload(&self, key: &str, replacing: Option<String>) -> Result<Box<dyn Upload>> {
+        let (full_key, upload_id) = self.create_multipart(key).await?;
         Ok(Box::new(S3Upload {
             client: self.client.clone(),
             bucket: self.bucket.clone(),

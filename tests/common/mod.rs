@@ -607,3 +607,55 @@ pub fn function_config(bucket: &str, pattern: &str, extra: &[&str]) -> ngbak::la
     args.extend_from_slice(extra);
     <ngbak::lambda::FunctionConfig as clap::Parser>::try_parse_from(args).unwrap()
 }
+
+/// The bearer token the test servers of [`Served`] run with.
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// A running `ngbak serve` (the operator API) on a free port with [`TOKEN`]; stopped (SIGTERM)
+/// when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+}
+
+impl Served {
+    /// `ngbak serve` on `store` for the test Redis keys under `pattern`, plus `extra` flags.
+    pub fn start(store: &str, pattern: &str, extra: &[&str]) -> Served {
+        let url = redis_url();
+        Served::start_with(store, &[&["--redis-url", &url, "--redis-pattern", pattern], extra].concat())
+    }
+
+    /// `ngbak --store <store> serve --listen 127.0.0.1:0 <args>`.
+    pub fn start_with(store: &str, args: &[&str]) -> Served {
+        use std::io::{BufRead, BufReader};
+        let args = [&["--store", store, "serve", "--listen", "127.0.0.1:0"], args].concat();
+        let mut child = ngbak_command(&args, &[("NGBAK_API_TOKEN", TOKEN), ("RUST_LOG", "info")])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting ngbak serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().expect("ngbak serve ended before it listened").unwrap();
+            if let Some(rest) = line.strip_prefix("ngbak serve: listening on ") {
+                break rest.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Served { child, base }
+    }
+
+    /// The address of an API route.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        terminate(&self.child);
+        let _ = self.child.wait();
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need, into the project's .tools/ (idempotent; a no-op when
 # everything is there): Debian's redis-server (and python3-venv, curl), LocalStack (S3, EventBridge,
-# SQS, Secrets Manager) in host mode, and ArcadeDB (a Bolt graph database) from PyPI.
+# SQS, Secrets Manager) in host mode, ArcadeDB (a Bolt graph database) from PyPI, and Chromium with
+# its driver (Debian) and Selenium (PyPI) for the operator page's browser test.
 # `--with-deploy-tools` adds cfn-lint, the SAM CLI and cargo-lambda for the infra checks;
 # `--with-bench` what `make bench` runs (pigz, and a venv with the neo4j driver, redis, boto3 and
 # matplotlib).
@@ -86,6 +87,14 @@ if [[ " $* " == *" --with-deploy-tools "* ]] && [ ! -f "$TOOLS/pytools/.ready" ]
   "$UV" venv -q -p 3.11 "$TOOLS/pytools" 2>/dev/null || python3 -m venv "$TOOLS/pytools"
   VIRTUAL_ENV="$TOOLS/pytools" "$UV" pip install -q aws-sam-cli==1.170.0 cfn-lint==1.58.0 cargo-lambda==1.9.2
   touch "$TOOLS/pytools/.ready"
+fi
+# The operator page's test drives the real page in Debian's headless Chromium with Selenium.
+command -v chromium >/dev/null && command -v chromedriver >/dev/null || { step "chromium, chromium-driver (apt)"; apt_install chromium chromium-driver; }
+if [ ! -f "$TOOLS/browser/.ready" ]; then
+  step "selenium (pip)"
+  "$UV" venv -q -p 3.11 "$TOOLS/browser" 2>/dev/null || python3 -m venv "$TOOLS/browser"
+  VIRTUAL_ENV="$TOOLS/browser" "$UV" pip install -q selenium==4.51.0
+  touch "$TOOLS/browser/.ready"
 fi
 if [[ " $* " == *" --with-bench "* ]] && [ ! -f "$TOOLS/bench/.ready-2" ]; then
   step "bench: pigz (apt); neo4j driver, redis, boto3 (the seed-style baseline) and matplotlib (the chart) (pip)"

@@ -75,6 +75,7 @@ pub async fn run_restore(
     let skipped = plan::select(id, manifest, &options.only, &mut restorers)?;
     plan::preflight(manifest, &mut restorers).await?;
     let verification_started = Instant::now();
+    crate::progress::phase("verifying");
     let (checked, etag, expected_digests) = verify::verification_pass(store, id, &sidecar, &mut restorers).await?;
     let verification_seconds = verification_started.elapsed().as_secs_f64();
 
@@ -96,6 +97,7 @@ pub async fn run_restore(
     let safety_started = Instant::now();
     let safety = match (&options.safety_backup, options.dry_run) {
         (Some(safety), false) => {
+            crate::progress::phase("safety backup");
             // The rollback point is no plaintext leak: encrypted to the restored archive's recipients.
             let encrypt_to = match &sidecar.encryption {
                 Some(e) => crate::encryption::Recipients::named(&e.recipients, &sidecar.opener)?,
@@ -107,6 +109,7 @@ pub async fn run_restore(
     };
     let safety_seconds = safety_started.elapsed().as_secs_f64();
     if !options.dry_run {
+        crate::progress::phase("writing");
         let written = write_and_check(&verified, &mut restorers, &mut backends, options, safety.as_ref()).await;
         let mut cleanup_errors = Vec::new();
         for r in restorers.iter_mut() {
@@ -155,6 +158,7 @@ async fn write_and_check(
     safety: Option<&BackupId>,
 ) -> Result<f64> {
     write::write_pass(verified, restorers, backends, safety).await?;
+    crate::progress::phase("reading back");
     if options.skip_verify_restored {
         return Ok(0.0);
     }

@@ -86,6 +86,7 @@ impl Dispatch<'_> {
         let applied = self.progress.get_mut(name).expect("prepared before its first entry");
         applied.entries += 1;
         applied.records += record.records;
+        crate::progress::records_written(name, record.records);
         Ok(())
     }
 
