@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+/// A running job's record that has not been written for this long belongs to a run that was
+/// killed or lost (a live run rewrites it at least every 30 s).
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A job record's key suffix.
 pub const JOB_SUFFIX: &str = ".job.json";
 /// The prefix of the ids of jobs seen through the store rather than started by the API.
@@ -169,6 +173,18 @@ pub async fn find(store: &dyn ObjectStore, job: &str) -> Result<Option<Job>> {
     if record.status == Status::HandedOff {
         follow(store, &mut record).await?;
     }
+    if record.status == Status::Running && (Utc::now() - record.updated_at).to_std().unwrap_or_default() > STALE_AFTER {
+        // Said, not written: the record stays as its run left it.
+        record.status = Status::Failed;
+        record.error = Some(JobError {
+            kind: "Stopped".into(),
+            detail: format!(
+                "the run doing this job ({}) stopped writing its record at {}: it was killed or lost. What it did is \
+                 in the store's restore report and locks; `ngbak cleanup` removes what it left",
+                record.host, record.updated_at
+            ),
+        });
+    }
     Ok(Some(record))
 }
 
@@ -295,6 +311,23 @@ mod tests {
         for bad in ["", "../x", "a/b", "a.b", "a b", &"j".repeat(201)] {
             assert!(check_job_id(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[tokio::test]
+    async fn a_running_job_whose_record_went_quiet_is_said_to_have_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::new(dir.path().to_str().unwrap()).unwrap();
+        let mut job = Job::new(Kind::Backup, None, Request::default(), "a host that died");
+        job.status = Status::Running;
+        save(&store, &mut job).await.unwrap();
+        assert_eq!(find(&store, &job.job).await.unwrap().unwrap().status, Status::Running);
+        // As a killed run leaves it: last written three minutes ago.
+        job.updated_at = Utc::now() - chrono::Duration::minutes(3);
+        store.put(&job.key(), Bytes::from(serde_json::to_vec(&job).unwrap())).await.unwrap();
+        let seen = find(&store, &job.job).await.unwrap().unwrap();
+        assert_eq!(seen.status, Status::Failed);
+        assert!(seen.error.unwrap().detail.contains("a host that died"));
+        assert!(find(&store, "job_nothing").await.unwrap().is_none());
     }
 
     #[test]

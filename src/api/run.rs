@@ -13,6 +13,9 @@ use std::time::Duration;
 
 /// How often a running job's record is rewritten while its progress moves.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often it is rewritten at least, moving or not (so a reader can tell a live run from one
+/// that was killed: [`super::jobs::STALE_AFTER`]).
+const ALIVE: Duration = Duration::from_secs(30);
 
 /// What a job's work ended with.
 enum Outcome {
@@ -73,7 +76,8 @@ pub async fn run_job(
             outcome = &mut work => break outcome,
             _ = heartbeat.tick() => {
                 let now = tracker.snapshot();
-                if now != job.progress {
+                let quiet_for = (chrono::Utc::now() - job.updated_at).to_std().unwrap_or_default();
+                if now != job.progress || quiet_for >= ALIVE {
                     job.progress = now;
                     if let Err(e) = jobs::save(store.as_ref(), &mut job).await {
                         tracing::warn!("{e:#}");
