@@ -99,6 +99,13 @@ if mode == "main":
     expect(400, call("POST", "/api/v1/backups/api_loop/restore", {}), "a restore without confirm")
     job = job_done(call("POST", "/api/v1/backups/api_loop/restore", {"confirm": "api_loop"}), "restore (the restore function)")
     assert all(b["verified"] for b in job["report"]["backends"].values()), job["report"]
+    _, _, jobs = expect(200, call("GET", "/api/v1/jobs"), "the jobs")
+    assert job["job"] in [j["job"] for j in jobs["jobs"]], jobs
+    # A restore the tag fired earlier shows up too, seen through its report.
+    assert any(j["source"] == "tag" and j["backup_id"] == loop_id for j in jobs["jobs"]), jobs
+    _, headers, events = expect(200, call("GET", f"/api/v1/jobs/{job['job']}/events"), "the job's events")
+    assert headers["content-type"] == "text/event-stream", headers
+    assert "event: job" in events and '"status":"completed"' in events, events
     # The archive leaves through the presigned download, then comes back as an upload; here the
     # restore function trusts signed backups only, so a bare archive is refused, nothing stored.
     _, headers, _ = call("GET", "/api/v1/backups/api_loop/download")

@@ -330,6 +330,24 @@ mod tests {
         assert!(find(&store, "job_nothing").await.unwrap().is_none());
     }
 
+    #[tokio::test]
+    async fn a_handed_off_restore_is_followed_to_its_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::new(dir.path().to_str().unwrap()).unwrap();
+        let id: BackupId = "handed".parse().unwrap();
+        let mut job = Job::new(Kind::Restore, Some(id.clone()), Request::default(), "a function");
+        job.status = Status::HandedOff;
+        job.started_at = Some(Utc::now() - chrono::Duration::seconds(5));
+        save(&store, &mut job).await.unwrap();
+        assert_eq!(find(&store, &job.job).await.unwrap().unwrap().status, Status::HandedOff);
+        // The Fargate task writes the restore's report when it ends.
+        let report = serde_json::json!({"status": "completed", "report": {"backends": {}}, "trigger": "api"});
+        store.put(&id.report_key(), Bytes::from(report.to_string())).await.unwrap();
+        let followed = find(&store, &job.job).await.unwrap().unwrap();
+        assert_eq!(followed.status, Status::Completed);
+        assert_eq!(followed.report, Some(serde_json::json!({"backends": {}})));
+    }
+
     #[test]
     fn a_restore_report_tells_how_the_restore_ended() {
         let mut job = seen_job("seen-restore_x".into(), Kind::Restore, "x".parse().ok(), "cli", "cli");
