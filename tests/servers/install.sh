@@ -89,7 +89,10 @@ if [[ " $* " == *" --with-deploy-tools "* ]] && [ ! -f "$TOOLS/pytools/.ready" ]
   touch "$TOOLS/pytools/.ready"
 fi
 # The operator page's test drives the real page in Debian's headless Chromium with Selenium.
-command -v chromium >/dev/null && command -v chromedriver >/dev/null || { step "chromium, chromium-driver (apt)"; apt_install chromium chromium-driver; }
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  step "chromium, chromium-driver (apt)"
+  apt_install chromium chromium-driver
+fi
 if [ ! -f "$TOOLS/browser/.ready" ]; then
   step "selenium (pip)"
   "$UV" venv -q -p 3.11 "$TOOLS/browser" 2>/dev/null || python3 -m venv "$TOOLS/browser"
