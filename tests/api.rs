@@ -381,3 +381,37 @@ async fn a_generated_token_is_printed_once_with_the_page_address() {
     assert!(rest.iter().all(|l| !l.contains(&token)), "the token was printed again: {rest:?}");
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_goes_silent_is_given_up_and_leaves_nothing() {
+    let prefix = format!("ngt_{}", unique());
+    let pattern = format!("{prefix}:*");
+    let mut con = redis().await;
+    seed_redis(&mut con, &prefix).await;
+    let work = tempfile::tempdir().unwrap();
+    let id = format!("silent_{}", unique());
+    let file = archive_file(work.path(), &pattern, &id);
+    let store_dir = work.path().join("served");
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store = local_store(&store_dir);
+    let s = Served::start(store_dir.to_str().unwrap(), &pattern, &["--request-timeout", "2"]);
+    // Half the file, then nothing more, with the connection held open.
+    let half = bytes::Bytes::from(file[..file.len() / 2].to_vec());
+    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(half)]).chain(futures::stream::pending());
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        authed(client().post(s.url(&format!("/uploads?id={id}")))).body(reqwest::Body::wrap_stream(stream)).send(),
+    )
+    .await
+    .expect("the server held a silent upload open");
+    if let Ok(response) = answer {
+        let refused = problem(response, 422).await;
+        assert!(refused["detail"].as_str().unwrap().contains("sent nothing"), "{refused}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(20), "given up after {:?}", started.elapsed());
+    let left: Vec<String> = store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
+    assert!(left.iter().all(|k| !k.ends_with(".ngbak") && !k.ends_with(".manifest.json")), "{left:?}");
+    assert!(store.pending_uploads().await.unwrap().is_empty(), "a pending upload stayed");
+    delete_pattern(&mut con, &pattern).await;
+}

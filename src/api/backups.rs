@@ -35,9 +35,8 @@ pub fn body<T: serde::de::DeserializeOwned + Default>(bytes: &Bytes) -> Result<T
 
 /// 404 unless the store holds the backup's archive or its sidecar.
 async fn must_exist(api: &Api, id: &BackupId) -> Result<(), Problem> {
-    let store = api.store.as_ref();
-    if store.head(&id.sidecar_key()).await?.is_none() && store.head(&id.archive_key()).await?.is_none() {
-        return Err(Problem::not_found(format!("no backup {id} in {}", store.url())));
+    if !catalog::exists(api.store.as_ref(), id).await? {
+        return Err(Problem::not_found(format!("no backup {id} in {}", api.store.url())));
     }
     Ok(())
 }
@@ -63,8 +62,7 @@ pub struct BackupPage {
     responses((status = 200, body = BackupPage), (status = 400, body = Problem)))]
 pub async fn list(axum::extract::State(api): State, Query(page): Query<Page>) -> Result<Json<BackupPage>, Problem> {
     let limit = page.limit.unwrap_or(50).clamp(1, 1000);
-    let trust = api.config.auth.trust().await?;
-    let mut all = catalog::list_backups(api.store.as_ref(), &trust).await?;
+    let mut all = catalog::list_backups(api.store.as_ref(), &api.keys.trust).await?;
     if let Some(after) = page.after {
         let after = backup_id(&after)?;
         match all.iter().position(|b| b.backup_id == after) {
@@ -97,8 +95,7 @@ pub struct BackupDetail {
 pub async fn show(axum::extract::State(api): State, Path(id): Path<String>) -> Result<Json<BackupDetail>, Problem> {
     let id = backup_id(&id)?;
     must_exist(&api, &id).await?;
-    let trust = api.config.auth.trust().await?;
-    let (manifest, signature) = catalog::inspect(api.store.as_ref(), &id, &trust).await?;
+    let (manifest, signature) = catalog::inspect(api.store.as_ref(), &id, &api.keys.trust).await?;
     let last_restore = match api.store.head(&id.report_key()).await? {
         Some(_) => serde_json::from_slice(&crate::store::get_bytes(api.store.as_ref(), &id.report_key()).await?).ok(),
         None => None,

@@ -41,7 +41,8 @@ pub async fn from_env() -> Result<Arc<Api>> {
         Err(_) => super::DEFAULT_MAX_UPLOAD_BYTES,
     };
     let host_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "the API function".into());
-    Ok(Arc::new(Api { store, config, host, token: None, max_upload_bytes, host_name }))
+    let keys = config.auth.keys().await?;
+    Ok(Arc::new(Api { store, config, keys, host, token: None, max_upload_bytes, host_name }))
 }
 
 /// Which invocations may change something: those through the operator alias (the default), or

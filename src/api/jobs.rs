@@ -164,11 +164,17 @@ pub async fn find(store: &dyn ObjectStore, job: &str) -> Result<Option<Job>> {
         let objects = store.list("").await?;
         return Ok(seen(store, &objects).await?.into_iter().find(|j| j.job == job));
     }
-    let key = format!("{job}{JOB_SUFFIX}");
-    if store.head(&key).await?.is_none() {
-        return Ok(None);
-    }
-    let bytes = crate::store::get_bytes(store, &key).await?;
+    read_record(store, &format!("{job}{JOB_SUFFIX}")).await
+}
+
+/// A job's record as its run left it, followed when it was handed off, and told as failed when
+/// its run went silent; `None` when there is no such record.
+async fn read_record(store: &dyn ObjectStore, key: &str) -> Result<Option<Job>> {
+    let bytes = match crate::store::get_bytes(store, key).await {
+        Ok(bytes) => bytes,
+        Err(_) if store.head(key).await?.is_none() => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let mut record: Job = serde_json::from_slice(&bytes).with_context(|| format!("{key} is not a job record"))?;
     if record.status == Status::HandedOff {
         follow(store, &mut record).await?;
@@ -196,8 +202,7 @@ pub async fn list(store: &dyn ObjectStore, limit: usize) -> Result<Vec<Job>> {
     records.sort_by(|a, b| b.key.cmp(&a.key));
     let mut jobs = Vec::new();
     for object in records.into_iter().take(limit) {
-        let job = object.key.trim_end_matches(JOB_SUFFIX);
-        if let Some(found) = find(store, job).await? {
+        if let Some(found) = read_record(store, &object.key).await? {
             jobs.push(found);
         }
     }
@@ -288,9 +293,9 @@ async fn follow(store: &dyn ObjectStore, job: &mut Job) -> Result<()> {
             }
         }
         Kind::Backup => {
-            if store.head(&id.sidecar_key()).await?.is_some() {
+            if let Some(sidecar) = store.head(&id.sidecar_key()).await? {
                 job.status = Status::Completed;
-                job.ended_at = store.head(&id.sidecar_key()).await?.and_then(|m| m.modified);
+                job.ended_at = sidecar.modified;
                 job.report = Some(serde_json::json!({ "backup_id": id, "sidecar_key": id.sidecar_key() }));
             }
         }

@@ -36,6 +36,9 @@ pub enum Host {
 pub struct Api {
     pub store: Arc<dyn ObjectStore>,
     pub config: FunctionConfig,
+    /// The keys the host trusts, opens and signs with, read once at its start (a trusted KMS
+    /// key's public half, an identity from Secrets Manager: not fetched again per request).
+    pub keys: crate::authenticity::Keys,
     pub host: Host,
     /// `serve`'s bearer token (none on Lambda, where IAM guards the Function URL).
     pub token: Option<String>,

@@ -60,8 +60,10 @@ pub async fn serve(args: ServeArgs, mut config: crate::lambda::FunctionConfig) -
     };
     let (queue, queued) = tokio::sync::mpsc::unbounded_channel();
     let host_name = format!("ngbak serve on {} (pid {})", crate::telemetry::host_name(), std::process::id());
+    let keys = config.auth.keys().await?;
     let api = Arc::new(Api {
         store,
+        keys,
         config,
         host: Host::Serve { queue },
         token: Some(token.clone()),

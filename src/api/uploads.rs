@@ -97,9 +97,9 @@ pub async fn upload(
         return Err(too_large(api.max_upload_bytes));
     }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let keys = api.config.auth.keys().await?;
     let imported =
-        crate::pipeline::import::import_stream(&api.store, Box::pin(stream), &id, api.max_upload_bytes, &keys).await;
+        crate::pipeline::import::import_stream(&api.store, Box::pin(stream), &id, api.max_upload_bytes, &api.keys)
+            .await;
     let report = match imported {
         Ok(report) => report,
         Err(e) if e.downcast_ref::<crate::pipeline::import::TooLarge>().is_some() => {
@@ -127,7 +127,7 @@ async fn presign(api: &super::Api, id: crate::id::BackupId, size: Option<u64>) -
     if size > api.max_upload_bytes {
         return Err(too_large(api.max_upload_bytes));
     }
-    if api.store.head(&id.sidecar_key()).await?.is_some() || api.store.head(&id.archive_key()).await?.is_some() {
+    if crate::pipeline::catalog::exists(api.store.as_ref(), &id).await? {
         return Err(Problem::conflict(
             format!("backup {id} already exists"),
             "delete it first, or upload under its own id",

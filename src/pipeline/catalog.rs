@@ -156,6 +156,11 @@ fn totals(s: &Sidecar) -> BTreeMap<String, u64> {
     out
 }
 
+/// Whether the store holds backup `id` in any part (its sidecar or its archive).
+pub async fn exists(store: &dyn ObjectStore, id: &BackupId) -> Result<bool> {
+    Ok(store.head(&id.sidecar_key()).await?.is_some() || store.head(&id.archive_key()).await?.is_some())
+}
+
 /// Deletes a backup, archive and sidecar together (archive first: if the run stops between the two,
 /// `list` shows the leftover sidecar as "archive missing" rather than hiding anything). Refuses a
 /// backup under an S3 Object Lock.

@@ -401,7 +401,7 @@ pub async fn import_stream(
     limit: u64,
     keys: &Keys,
 ) -> Result<StandaloneReport> {
-    if store.head(&id.sidecar_key()).await?.is_some() || store.head(&id.archive_key()).await?.is_some() {
+    if super::catalog::exists(store.as_ref(), id).await? {
         return Err(crate::failure::FailureKind::BackupExists
             .marked(format!("backup {id} is already in {}; delete it first or upload under its own id", store.url()))
             .into());
@@ -433,7 +433,14 @@ async fn import_stream_locked(
     };
     let copied: Result<u64> = crate::stop::or_stop(async {
         let mut total = 0u64;
-        while let Some(chunk) = body.next().await {
+        // A client that stops sending is given up after the request timeout, not waited for.
+        let idle = crate::net::timeouts::policy().request;
+        while let Some(chunk) = tokio::time::timeout(idle, body.next()).await.map_err(|_| {
+            anyhow::anyhow!(
+                "{shown} sent nothing for {} s after {total} bytes (NGBAK_REQUEST_TIMEOUT); the upload was given up",
+                idle.as_secs()
+            )
+        })? {
             let chunk = chunk.map_err(|e| anyhow::anyhow!("{shown} broke off after {total} bytes: {e}"))?;
             total += chunk.len() as u64;
             if total > limit {

@@ -5,7 +5,6 @@ use super::SafetyBackup;
 use crate::backends::Restorer;
 use crate::id::BackupId;
 use crate::pipeline::backup::{run_backup, BackupOptions};
-use crate::store::ObjectStore;
 use anyhow::{Context, Result};
 
 /// Backs up exactly what the restore may overwrite (each restorer's target and scope) as an
@@ -29,7 +28,7 @@ pub(super) async fn take_safety_backup(
         return Ok(None);
     }
     let mut safety_id = BackupId::safety_for(id, chrono::Utc::now());
-    while store_has(safety.store.as_ref(), &safety_id).await? {
+    while crate::pipeline::catalog::exists(safety.store.as_ref(), &safety_id).await? {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         safety_id = BackupId::safety_for(id, chrono::Utc::now());
     }
@@ -49,8 +48,4 @@ pub(super) async fn take_safety_backup(
         )
     })?;
     Ok(Some(safety_id))
-}
-
-async fn store_has(store: &dyn ObjectStore, id: &BackupId) -> Result<bool> {
-    Ok(store.head(&id.sidecar_key()).await?.is_some() || store.head(&id.archive_key()).await?.is_some())
 }
