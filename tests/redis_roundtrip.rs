@@ -161,6 +161,25 @@ async fn a_wrongtype_reply_is_recognised_through_the_error_context() {
     let _: () = redis::cmd("DEL").arg(&key).query_async(&mut con).await.unwrap();
 }
 
+/// Backs `double` up into a directory of its own, in parts of `part_bytes`, and restores it in
+/// replace mode over `prefix:*`, which must fail: the error in full, and the backup's manifest.
+async fn failed_restore_of(
+    double: impl ngbak::backends::Exporter + 'static,
+    prefix: &str,
+    part_bytes: usize,
+) -> (String, ngbak::archive::Manifest) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let options = BackupOptions { part_bytes, ..BackupOptions::default() };
+    let summary = run_backup(store.clone(), vec![Box::new(double)], options).await.unwrap();
+    let manifest = ngbak::pipeline::restore::load_sidecar(store.as_ref(), &summary.backup_id).await.unwrap().manifest;
+    let restorer = RedisRestorer::new(&redis_url(), &[format!("{prefix}:*")], RestoreMode::Replace);
+    let err = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
+        .await
+        .unwrap_err();
+    (format!("{err:#}"), manifest)
+}
+
 /// Test double for a Redis backup made on a newer server: it archives one key as a `DUMP`
 /// payload whose footer says RDB version 99 (no Redis that runs here writes one).
 struct NewerRedisDouble {
@@ -205,18 +224,124 @@ impl ngbak::backends::Exporter for NewerRedisDouble {
 #[tokio::test]
 async fn a_dump_from_a_newer_redis_is_refused_before_any_key_is_written() {
     let prefix = format!("ngt_{}", unique());
-    let dir = tempfile::tempdir().unwrap();
-    let store = local_store(dir.path());
     let exporter = NewerRedisDouble { key: format!("{prefix}:a") };
-    let summary = run_backup(store.clone(), vec![Box::new(exporter)], BackupOptions::default()).await.unwrap();
-    let restorer = RedisRestorer::new(&redis_url(), &[format!("{prefix}:*")], RestoreMode::Replace);
-    let err = run_restore(store.as_ref(), &summary.backup_id, vec![Box::new(restorer)], &RestoreOptions::default())
-        .await
-        .unwrap_err();
-    let text = format!("{err:#}");
+    let (text, _) = failed_restore_of(exporter, &prefix, BackupOptions::default().part_bytes).await;
     assert!(text.contains("RDB version 99") && text.contains("nothing was restored"), "{text}");
     let mut con = redis().await;
     assert!(redis_snapshot(&mut con, &format!("{prefix}:*")).await.is_empty(), "a key was written");
+}
+
+/// Test double for a damaged Redis backup whose hashes are all right: a sorted-set member
+/// with a score that is no number sits in the first of several parts (an archive written by a
+/// faulty ngbak; no Redis holds such a score).
+struct BadScoreDouble {
+    prefix: String,
+}
+
+#[async_trait::async_trait]
+impl ngbak::backends::Exporter for BadScoreDouble {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    fn kind(&self) -> &'static str {
+        "kv"
+    }
+    async fn export(&mut self, out: &ngbak::backends::EntrySender) -> anyhow::Result<ngbak::archive::BackendManifest> {
+        use ngbak::backends::redis::{Blob, KeyRecord, KeyValue};
+        let mut parts = out.ndjson("kv/redis");
+        let bad = vec![(Blob::Text("member".into()), "banana".to_string())];
+        parts
+            .push(&KeyRecord {
+                key: Blob::Text(format!("{}:z", self.prefix)),
+                pttl: None,
+                more: false,
+                value: KeyValue::Zset(bad),
+            })
+            .await?;
+        for i in 0..400 {
+            let value = KeyValue::String(Blob::Text(format!("{i:>200}")));
+            parts
+                .push(&KeyRecord { key: Blob::Text(format!("{}:{i}", self.prefix)), pttl: None, more: false, value })
+                .await?;
+        }
+        parts.finish().await?;
+        Ok(ngbak::archive::BackendManifest { kind: "kv".into(), ..Default::default() })
+    }
+}
+
+/// The records are checked on a thread of their own while the reader goes on: a bad record in
+/// the first part is still reported by its part, after the whole archive was read, and nothing
+/// is written.
+#[tokio::test]
+async fn a_bad_record_in_an_early_part_is_named_and_nothing_is_written() {
+    let prefix = format!("ngt_{}", unique());
+    let (text, manifest) = failed_restore_of(BadScoreDouble { prefix: prefix.clone() }, &prefix, 16 << 10).await;
+    assert!(manifest.entries.len() >= 4, "the double should span several parts: {:?}", manifest.entries.len());
+    let first = &manifest.entries.iter().find(|e| e.backend == "redis").unwrap().path;
+    assert!(text.contains(&format!("{first} holds a record that cannot be restored")), "{text}");
+    assert!(text.contains("banana") && text.contains("nothing was restored"), "{text}");
+    let mut con = redis().await;
+    assert!(redis_snapshot(&mut con, &format!("{prefix}:*")).await.is_empty(), "a key was written");
+}
+
+/// Test double for a backup whose restore cannot read back as archived: a sorted-set score
+/// written as `1.50` (Redis keeps the number, and answers `1.5`), and a list archived in two
+/// pages that fall into two parts.
+struct ScoreSpellingDouble {
+    prefix: String,
+}
+
+#[async_trait::async_trait]
+impl ngbak::backends::Exporter for ScoreSpellingDouble {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    fn kind(&self) -> &'static str {
+        "kv"
+    }
+    async fn export(&mut self, out: &ngbak::backends::EntrySender) -> anyhow::Result<ngbak::archive::BackendManifest> {
+        use ngbak::backends::redis::{Blob, KeyRecord, KeyValue};
+        let p = &self.prefix;
+        let items = |from: usize| (from..from + 100).map(|i| Blob::Text(format!("{i:>200}"))).collect();
+        let mut parts = out.ndjson("kv/redis");
+        let list = Blob::Text(format!("{p}:list"));
+        parts.push(&KeyRecord { key: list.clone(), pttl: None, more: false, value: KeyValue::List(items(0)) }).await?;
+        parts.push(&KeyRecord { key: list, pttl: None, more: true, value: KeyValue::List(items(100)) }).await?;
+        let text = |s: &str| KeyValue::String(Blob::Text(s.into()));
+        parts
+            .push(&KeyRecord { key: Blob::Text(format!("{p}:kept")), pttl: None, more: false, value: text("k") })
+            .await?;
+        let zset = KeyValue::Zset(vec![(Blob::Text("m".into()), "1.50".into())]);
+        parts.push(&KeyRecord { key: Blob::Text(format!("{p}:z")), pttl: None, more: false, value: zset }).await?;
+        parts.finish().await?;
+        Ok(ngbak::archive::BackendManifest { kind: "kv".into(), ..Default::default() })
+    }
+}
+
+/// A restore whose read-back differs names the records that differ, found by reading the
+/// archive again: the score as archived and as found, and no list element (its pages span two
+/// parts, and their positions follow on).
+#[tokio::test]
+async fn a_read_back_that_differs_names_what_differs() {
+    let prefix = format!("ngt_{}", unique());
+    let (text, manifest) = failed_restore_of(ScoreSpellingDouble { prefix: prefix.clone() }, &prefix, 16 << 10).await;
+    assert!(manifest.entries.len() >= 2, "the list's pages should fall into two parts");
+    let missing =
+        text.split("archived but not found as archived (first 1):").nth(1).unwrap_or_else(|| panic!("{text}"));
+    let (missing, extra) =
+        missing.split_once("found but not in the archive (first 1):").unwrap_or_else(|| panic!("{text}"));
+    assert!(missing.contains(&format!("{prefix}:z")) && missing.contains(r#""score":"1.50""#), "{text}");
+    assert!(extra.contains(&format!("{prefix}:z")) && extra.contains(r#""score":"1.5""#), "{text}");
+    assert!(!text.contains("index"), "a list element differs: {text}");
+    let mut con = redis().await;
+    assert_eq!(redis_snapshot(&mut con, &format!("{prefix}:*")).await.len(), 3, "the data was written");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}:list"))
+        .arg(format!("{prefix}:kept"))
+        .arg(format!("{prefix}:z"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
 }
 
 /// Hashes, lists, sets and sorted sets far larger than one page are archived in pages (several

@@ -86,6 +86,18 @@ pub trait Restorer: Send {
     ) -> Result<()> {
         Ok(())
     }
+    /// The verification pass's check of one entry on a thread of the restorer's own, so the
+    /// reader goes on meanwhile: `Ok(true)` when it was queued (its records' digest then comes
+    /// from [`Restorer::checked_digest`]); `Ok(false)`, the default, when the caller is to call
+    /// `check_entry`. A bad record is reported by `checked_digest`.
+    async fn queue_check(&mut self, _entry: &EntryRecord, _body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<bool> {
+        Ok(false)
+    }
+    /// After the verification pass: waits for the entries queued by `queue_check` to be checked,
+    /// and returns the digest of their records; `None` when none was queued.
+    async fn checked_digest(&mut self) -> Result<Option<crate::archive::ContentDigest>> {
+        Ok(None)
+    }
     /// Called once the archive has been verified, before the first entry (e.g. to clear the
     /// target in `replace` mode).
     async fn prepare(&mut self, backend: &BackendManifest) -> Result<()>;

@@ -13,7 +13,7 @@ const REPORT_SUFFIX: &str = ".restore-report.json";
 
 /// The archive's size, from its sidecar.
 pub async fn archive_bytes(store: &dyn ObjectStore, id: &BackupId) -> Result<u64> {
-    Ok(crate::pipeline::restore::load_stored(store, id).await?.0.archive().size)
+    Ok(crate::pipeline::catalog::load_stored(store, id).await?.0.archive().size)
 }
 
 /// Archive bytes per second of the slowest of the last completed restores, if any completed.
@@ -47,7 +47,7 @@ pub async fn last_backup(store: &dyn ObjectStore) -> Result<Option<(Duration, u6
         if listing.status != "complete" {
             continue;
         }
-        let (sidecar, _) = crate::pipeline::restore::load_stored(store, &listing.backup_id).await?;
+        let (sidecar, _) = crate::pipeline::catalog::load_stored(store, &listing.backup_id).await?;
         let (started, completed) = sidecar.times();
         let took = (completed - started).to_std().unwrap_or_default();
         return Ok(Some((took, sidecar.archive().size)));

@@ -2,9 +2,10 @@
 
 use crate::archive::{Sidecar, StoredSidecar};
 use crate::authenticity::{Provenance, Trust, MAX_SIGNATURE_BYTES};
+use crate::failure::FailureKind;
 use crate::id::{BackupId, ARCHIVE_SUFFIX, SIDECAR_SUFFIX};
 use crate::store::{get_bytes, get_within, ObjectMeta, ObjectStore};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
@@ -161,6 +162,41 @@ pub async fn exists(store: &dyn ObjectStore, id: &BackupId) -> Result<bool> {
     Ok(store.head(&id.sidecar_key()).await?.is_some() || store.head(&id.archive_key()).await?.is_some())
 }
 
+/// The sidecar as stored (open, or sealed when the archive is encrypted) and its exact bytes
+/// (what a signature is over).
+pub async fn load_stored(store: &dyn ObjectStore, id: &BackupId) -> Result<(StoredSidecar, Vec<u8>)> {
+    let bytes = match get_bytes(store, &id.sidecar_key()).await {
+        Ok(b) => b,
+        Err(e) => {
+            if store.head(&id.sidecar_key()).await.ok().flatten().is_some() {
+                return Err(e.context(format!("reading the sidecar of backup {id}")));
+            }
+            if store.head(&id.archive_key()).await.ok().flatten().is_some() {
+                return Err(FailureKind::BackupNotFound
+                    .marked(format!(
+                        "no sidecar: backup {id} has an archive in {} but no sidecar {} (uploaded by hand, or a \
+                         backup that did not finish). Nothing was restored. Run `ngbak --store {} import {id}` to \
+                         verify the archive against its own manifest and write its sidecar, then restore (or tag) \
+                         it again",
+                        store.url(),
+                        id.sidecar_key(),
+                        store.url()
+                    ))
+                    .into());
+            }
+            let missing = format!("no backup {id} in {} (run `ngbak list` to see the backups there)", store.url());
+            return Err(FailureKind::BackupNotFound.marked(missing).into());
+        }
+    };
+    let sidecar = StoredSidecar::parse(&bytes)
+        .with_context(|| format!("the sidecar {} is not a valid ngbak manifest", id.sidecar_key()))?;
+    if sidecar.backup_id() != id || sidecar.archive().key != id.archive_key() {
+        let message = format!("the sidecar {} describes backup {}, not {id}", id.sidecar_key(), sidecar.backup_id());
+        return Err(FailureKind::IntegrityError.marked(message).into());
+    }
+    Ok((sidecar, bytes))
+}
+
 /// Deletes a backup, archive and sidecar together (archive first: if the run stops between the two,
 /// `list` shows the leftover sidecar as "archive missing" rather than hiding anything). Refuses a
 /// backup under an S3 Object Lock.
@@ -184,7 +220,7 @@ pub async fn delete_backup(store: &dyn ObjectStore, id: &BackupId) -> Result<()>
 /// operator inspects a backup to find out). An encrypted backup's sidecar is shown opened when
 /// the identities open it, else as stored (what it keeps readable).
 pub async fn inspect(store: &dyn ObjectStore, id: &BackupId, trust: &Trust) -> Result<(serde_json::Value, Provenance)> {
-    let (stored, bytes) = super::restore::load_stored(store, id).await?;
+    let (stored, bytes) = load_stored(store, id).await?;
     let signature = match crate::authenticity::read_signature(store, id).await {
         Ok(signature) => signature,
         Err(e) => Some(format!("unreadable: {e:#}").into_bytes()),

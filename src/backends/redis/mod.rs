@@ -10,6 +10,7 @@
 //! several connections at once), `export`, `writer` (the restore's pipelined writes), `restore`
 //! and `readback`.
 
+mod check;
 mod client;
 mod export;
 mod lanes;

@@ -2,13 +2,13 @@
 //! and expired in MULTI/EXEC) over several connections (see [`super::writer`]), after a probe of
 //! the target's DUMP version; the read-back is [`super::readback`].
 
+use super::check::{rdb_version, Checker, RecordCheck};
 use super::client::{connect, ReadConnection, Scanner};
 use super::export::RedisExporter;
-use super::record::{count_key, parse_record, CanonicalLines, KeyHashes, KeyValue, MAX_PRESIZED_KEYS};
+use super::record::{count_key, KeyHashes, MAX_PRESIZED_KEYS};
 use super::writer::{Tally, Writers};
 use super::NAME;
-use crate::archive::{BackendManifest, EntryRecord};
-use crate::backends::records::ndjson::LineReader;
+use crate::archive::{BackendManifest, ContentDigest, EntryRecord};
 use crate::backends::{redact_url, Exporter, RecordSink, RestoreMode, Restorer};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
@@ -27,6 +27,16 @@ fn part_fits(path: &str, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// Reads one part whole (refused when larger than [`MAX_PART`]).
+async fn read_part(entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<Vec<u8>> {
+    part_fits(&entry.path, entry.size)?;
+    // One byte over the size: reading to the end then never doubles the buffer.
+    let mut bytes = Vec::with_capacity(entry.size as usize + 1);
+    body.take(MAX_PART + 1).read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
+    part_fits(&entry.path, bytes.len() as u64)?;
+    Ok(bytes)
+}
+
 pub struct RedisRestorer {
     url: String,
     patterns: Vec<String>,
@@ -38,8 +48,11 @@ pub struct RedisRestorer {
     keys_written: u64,
     /// The RDB version of the target's `DUMP` format, learnt in `preflight`.
     server_rdb: Option<u16>,
-    /// Canonical lines of the records being checked (a list's position spans its pages).
-    lines: CanonicalLines,
+    /// The verification pass's check thread, from the first entry checked.
+    checker: Option<Checker>,
+    /// The check of [`Restorer::check_entry`] (a list's position spans its pages, which may span
+    /// entries).
+    check: Option<RecordCheck>,
 }
 
 impl RedisRestorer {
@@ -52,7 +65,8 @@ impl RedisRestorer {
             written: KeyHashes::default(),
             keys_written: 0,
             server_rdb: None,
-            lines: CanonicalLines::default(),
+            checker: None,
+            check: None,
         }
     }
 
@@ -93,10 +107,7 @@ impl Restorer for RedisRestorer {
     /// one), then reads this entry (one part, bounded by the part size) and has it parsed while
     /// the writers work.
     async fn restore_entry(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
-        part_fits(&entry.path, entry.size)?;
-        // One byte over the size: reading to the end then never doubles the buffer.
-        let mut bytes = Vec::with_capacity(entry.size as usize + 1);
-        body.take(MAX_PART + 1).read_to_end(&mut bytes).await.with_context(|| format!("reading {}", entry.path))?;
+        let bytes = read_part(entry, body).await?;
         self.restore_checked(entry, bytes).await
     }
 
@@ -158,25 +169,27 @@ impl Restorer for RedisRestorer {
         body: &mut (dyn AsyncRead + Send + Unpin),
         each: &mut RecordSink<'_>,
     ) -> Result<()> {
-        let mut lines = LineReader::new(body);
-        while let Some(line) = lines.next_line().await? {
-            let record = parse_record(line, &entry.path)?;
-            if let (KeyValue::Dump(payload), Some(server)) = (&record.value, self.server_rdb) {
-                let version = rdb_version(&payload.clone().into_bytes()?);
-                if version.is_some_and(|v| v > server) {
-                    bail!(
-                        "key {:?} is archived as a DUMP of RDB version {}, which the target Redis (RDB version \
-                         {server}) cannot load: restore into a Redis at least as new as the one backed up",
-                        record.key,
-                        version.unwrap_or_default()
-                    );
-                }
-            }
-            for line in self.lines.of(&record) {
-                each(&line);
-            }
+        let bytes = read_part(entry, body).await?;
+        let server_rdb = self.server_rdb;
+        self.check.get_or_insert_with(|| RecordCheck::new(server_rdb)).entry(&bytes, &entry.path, each)
+    }
+
+    /// Reads the entry (one part) and queues it for the check thread, which parses it while the
+    /// reader goes on with the next; its digest comes from [`Restorer::checked_digest`].
+    async fn queue_check(&mut self, entry: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<bool> {
+        let bytes = read_part(entry, body).await?;
+        if self.checker.is_none() {
+            self.checker = Some(Checker::start(self.server_rdb)?);
         }
-        Ok(())
+        self.checker.as_mut().expect("started above").check(bytes, entry.path.clone()).await;
+        Ok(true)
+    }
+
+    async fn checked_digest(&mut self) -> Result<Option<ContentDigest>> {
+        match self.checker.take() {
+            Some(mut checker) => Ok(Some(checker.finish().await?)),
+            None => Ok(None),
+        }
     }
 
     async fn read_back(&mut self, each: &mut RecordSink<'_>) -> Result<bool> {
@@ -186,10 +199,4 @@ impl Restorer for RedisRestorer {
         super::readback::read_back(&self.url, &self.patterns, keys, only, each).await?;
         Ok(true)
     }
-}
-
-/// The RDB version in a `DUMP` payload's footer (two little-endian bytes before the CRC-64).
-fn rdb_version(dump: &[u8]) -> Option<u16> {
-    let n = dump.len();
-    (n >= 10).then(|| u16::from_le_bytes([dump[n - 10], dump[n - 9]]))
 }

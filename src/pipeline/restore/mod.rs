@@ -19,7 +19,7 @@ mod write;
 
 pub use links::RestoredInconsistent;
 pub use report::{outcome_document, rollback_command, BackendReport, PartialRestore, RestoreReport, WrittenSoFar};
-pub use verify::{load_sidecar, load_stored, load_trusted, verify, VerifyReport};
+pub use verify::{load_sidecar, load_trusted, verify, VerifyReport};
 
 use crate::backends::Restorer;
 use crate::id::BackupId;

@@ -8,8 +8,9 @@ use crate::authenticity::{read_signature, Provenance, Trust};
 use crate::backends::Restorer;
 use crate::failure::FailureKind;
 use crate::id::BackupId;
+use crate::pipeline::catalog::load_stored;
 use crate::stop::or_stop;
-use crate::store::{get_bytes, ObjectStore};
+use crate::store::ObjectStore;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -56,41 +57,6 @@ async fn judge(
         }
         Err(_) => Ok(Provenance::Unsigned),
     }
-}
-
-/// The sidecar as stored (open, or sealed when the archive is encrypted) and its exact bytes
-/// (what a signature is over).
-pub async fn load_stored(store: &dyn ObjectStore, id: &BackupId) -> Result<(StoredSidecar, Vec<u8>)> {
-    let bytes = match get_bytes(store, &id.sidecar_key()).await {
-        Ok(b) => b,
-        Err(e) => {
-            if store.head(&id.sidecar_key()).await.ok().flatten().is_some() {
-                return Err(e.context(format!("reading the sidecar of backup {id}")));
-            }
-            if store.head(&id.archive_key()).await.ok().flatten().is_some() {
-                return Err(FailureKind::BackupNotFound
-                    .marked(format!(
-                        "no sidecar: backup {id} has an archive in {} but no sidecar {} (uploaded by hand, or a \
-                         backup that did not finish). Nothing was restored. Run `ngbak --store {} import {id}` to \
-                         verify the archive against its own manifest and write its sidecar, then restore (or tag) \
-                         it again",
-                        store.url(),
-                        id.sidecar_key(),
-                        store.url()
-                    ))
-                    .into());
-            }
-            let missing = format!("no backup {id} in {} (run `ngbak list` to see the backups there)", store.url());
-            return Err(FailureKind::BackupNotFound.marked(missing).into());
-        }
-    };
-    let sidecar = StoredSidecar::parse(&bytes)
-        .with_context(|| format!("the sidecar {} is not a valid ngbak manifest", id.sidecar_key()))?;
-    if sidecar.backup_id() != id || sidecar.archive().key != id.archive_key() {
-        let message = format!("the sidecar {} describes backup {}, not {id}", id.sidecar_key(), sidecar.backup_id());
-        return Err(FailureKind::IntegrityError.marked(message).into());
-    }
-    Ok((sidecar, bytes))
 }
 
 #[derive(Debug, Serialize)]
@@ -193,7 +159,18 @@ pub(super) async fn verification_pass(
     let checked = or_stop(read_archive(object.body, sidecar, &mut checking))
         .await
         .context(FailureKind::IntegrityError.marked("verifying the archive (nothing was written)"))?;
-    let parsed = std::mem::take(&mut checking.digests);
+    let mut parsed = std::mem::take(&mut checking.digests);
+    for r in restorers.iter_mut() {
+        let checked = or_stop(r.checked_digest()).await.with_context(|| {
+            FailureKind::IntegrityError.marked(format!(
+                "the {} records of backup {id} hold one that cannot be restored; nothing was restored",
+                r.name()
+            ))
+        })?;
+        if let Some(digest) = checked {
+            parsed.entry(r.name().to_string()).or_default().merge(&digest);
+        }
+    }
     let mut expected_digests = BTreeMap::new();
     for r in restorers.iter() {
         let name = r.name();
@@ -233,10 +210,13 @@ struct Checking<'a> {
 impl EntryVisitor for Checking<'_> {
     async fn visit(&mut self, record: &EntryRecord, body: &mut (dyn AsyncRead + Send + Unpin)) -> Result<()> {
         if let Some(r) = self.restorers.iter_mut().find(|r| r.name() == record.backend) {
+            let cannot =
+                || format!("{} in backup holds a record that cannot be restored; nothing was restored", record.path);
+            if r.queue_check(record, body).await.with_context(cannot)? {
+                return Ok(());
+            }
             let digest = self.digests.entry(record.backend.clone()).or_default();
-            r.check_entry(record, body, &mut |canonical: &[u8]| digest.add(canonical)).await.with_context(|| {
-                format!("{} in backup holds a record that cannot be restored; nothing was restored", record.path)
-            })?;
+            r.check_entry(record, body, &mut |canonical: &[u8]| digest.add(canonical)).await.with_context(cannot)?;
         }
         Ok(())
     }
