@@ -4,9 +4,8 @@
 //! lines (FORMAT.md) to the content digest. Reading and checking then take both cores, where
 //! they took turns on one before.
 
-use super::record::{parse_record, CanonicalLines, KeyRecord, KeyValue, Lines};
+use super::record::{records, CanonicalLines, KeyRecord, KeyValue, Lines};
 use crate::archive::ContentDigest;
-use crate::backends::records::ndjson::MAX_LINE;
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::sync::mpsc;
 
@@ -77,11 +76,8 @@ impl RecordCheck {
     /// Checks every record (one NDJSON line each) of the entry `path`, handing each canonical
     /// line to `each`.
     pub fn entry(&mut self, bytes: &[u8], path: &str, each: &mut dyn FnMut(&[u8])) -> Result<()> {
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            if line.len() > MAX_LINE {
-                bail!("{path}: a line is longer than {} MiB, the most a record may take (FORMAT.md)", MAX_LINE >> 20);
-            }
-            let record = parse_record(line, path)?;
+        for record in records(bytes, path) {
+            let record = record?;
             check_dump_version(&record, self.server_rdb)?;
             self.lines = Lines::with_buffer(std::mem::take(&mut self.lines.buf));
             self.canonical.write(&record, &mut self.lines);

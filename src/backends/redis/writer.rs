@@ -9,8 +9,7 @@
 //! manifest: a damaged entry is never applied, even in part.
 
 use super::client::connect;
-use super::record::{key_hash, parse_record, Blob, KeyHashes, KeyRecord, KeyValue};
-use crate::backends::records::ndjson::MAX_LINE;
+use super::record::{key_hash, records, Blob, KeyHashes, KeyRecord, KeyValue};
 use crate::backends::redact_url;
 use anyhow::{anyhow, Context, Result};
 use redis::aio::MultiplexedConnection;
@@ -169,14 +168,8 @@ fn plan(body: &[u8], path: &str, count: CountKey, lanes: usize) -> Parsed {
     let mut batches: Vec<Vec<Batch>> = (0..lanes).map(|_| Vec::new()).collect();
     let mut open: Vec<Batch> = (0..lanes).map(|_| Batch::default()).collect();
     let mut tally = Tally::default();
-    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        if line.len() > MAX_LINE {
-            anyhow::bail!(
-                "{path}: a line is longer than {} MiB, the most a record may take (FORMAT.md)",
-                MAX_LINE >> 20
-            );
-        }
-        let record = parse_record(line, path)?;
+    for record in records(body, path) {
+        let record = record?;
         if !record.more {
             count(&mut tally.stats, &record.key);
             tally.keys += 1;
